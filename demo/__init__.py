@@ -1,0 +1,1 @@
+"""The demo origin shipped with the project: something real for edges and benchmarks to sit in front of."""
