@@ -1,0 +1,416 @@
+"""Edge agent vs nginx proxy_cache vs Varnish, side by side in one run, in front of one demo origin.
+
+    python -m bench.run            # full: 3 runs x 10 s per server per case, medians
+    python -m bench.run --quick    # smoke: 1 run x 2 s (what CI runs)
+
+Runs are interleaved (run 1 of every server, then run 2 ...) so that a noisy neighbour on a
+shared 2-core box hurts every server alike instead of whichever happened to go last.
+Writes bench/results/latest.md (and latest.json with every raw run) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from bench import servers as srv
+
+RESULTS = srv.ROOT / "bench" / "results"
+REQUIRED_TOOLS = {"nginx": "nginx", "varnishd": "varnish", "wrk": "wrk"}
+SERVER_ORDER = ("edge", "nginx", "varnish")
+CONNECTIONS = 64
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: str
+    hit: bool
+
+
+CASES = (
+    Case("1 KiB hit", "/bench/1k", True),
+    Case("100 KiB hit", "/bench/100k", True),
+    Case("1 KiB miss", "/bench/nocache/1k", False),
+)
+
+
+@dataclass
+class Measurement:
+    server: str
+    case: str
+    run: int
+    requests: int
+    seconds: float
+    rps: float
+    p99_ms: float
+    cpu_us_per_req: float
+    errors: int
+    origin_requests: int
+    origin_cpu_us_per_req: float
+
+
+# ---- Tools ----
+
+
+def ensure_tools() -> None:
+    """Install nginx, Varnish and wrk when missing; the distribution's packages are enough."""
+    missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool) and not Path("/usr/sbin", tool).exists()})
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"installing {' '.join(missing)} ...", flush=True)
+    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", *missing], check=True, env=env)
+
+
+def tool_versions() -> dict[str, str]:
+    def first_line(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except OSError:
+            return "not installed"
+        return (done.stdout + done.stderr).strip().splitlines()[0] if (done.stdout + done.stderr).strip() else "?"
+
+    return {
+        "nginx": first_line(["nginx", "-v"]),
+        "varnish": first_line(["varnishd", "-V"]),
+        "wrk": first_line(["wrk", "-v"]).split(" [")[0],
+        "python": sys.version.split()[0],
+    }
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Linux {platform.release()}"
+
+
+# ---- wrk ----
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk duration {text!r}")
+    return float(match.group(1)) * UNIT_MS[match.group(2)]
+
+
+def parse_wrk(output: str) -> tuple[int, float, float, int]:
+    """(requests, seconds, p99 ms, errors) from `wrk --latency` output."""
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
+    p99 = re.search(r"^\s*99%\s+(\S+)", output, re.MULTILINE)
+    if not total or not p99:
+        raise ValueError(f"cannot parse wrk output:\n{output}")
+    seconds = parse_duration_ms(total.group(2) + total.group(3)) / 1000
+    errors = 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    return int(total.group(1)), seconds, parse_duration_ms(p99.group(1)), errors
+
+
+def wrk(url: str, duration: float) -> str:
+    argv = [
+        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s", "--latency",
+        "-H", f"Host: {srv.BENCH_HOST}", url,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}")
+    return done.stdout
+
+
+def measure(server: srv.Server, origin: srv.Server, case: Case, run: int, duration: float) -> Measurement:
+    tree = srv.process_tree(server.proc.pid)
+    origin_tree = srv.process_tree(origin.proc.pid)
+    origin_before = srv.origin_requests(origin).get(case.path, 0)
+    cpu_before, origin_cpu_before = srv.cpu_ticks(tree), srv.cpu_ticks(origin_tree)
+    output = wrk(server.url + case.path, duration)
+    cpu = srv.cpu_seconds_between(cpu_before, srv.cpu_ticks(tree))
+    origin_cpu = srv.cpu_seconds_between(origin_cpu_before, srv.cpu_ticks(origin_tree))
+    origin_after = srv.origin_requests(origin).get(case.path, 0)
+    requests, seconds, p99_ms, errors = parse_wrk(output)
+    return Measurement(
+        server=server.name,
+        case=case.name,
+        run=run,
+        requests=requests,
+        seconds=seconds,
+        rps=requests / seconds if seconds else 0.0,
+        p99_ms=p99_ms,
+        cpu_us_per_req=cpu * 1e6 / requests if requests else 0.0,
+        errors=errors,
+        origin_requests=origin_after - origin_before,
+        origin_cpu_us_per_req=origin_cpu * 1e6 / requests if requests else 0.0,
+    )
+
+
+# ---- Checks before measuring ----
+
+
+def check_caching(server: srv.Server) -> list[str]:
+    """Problems that would make the numbers meaningless: hits that are not hits, misses that are."""
+    problems = []
+    for case in CASES:
+        try:
+            srv.cache_status(server, case.path)
+            status = srv.cache_status(server, case.path)
+        except (srv.ServerFailed, httpx.HTTPError) as exc:
+            problems.append(f"{server.name}: GET {case.path} failed: {exc!r}")
+            continue
+        if case.hit and not srv.looks_like_hit(status):
+            problems.append(f"{server.name}: second GET {case.path} says {status!r}, expected a hit")
+        if not case.hit and srv.looks_like_hit(status):
+            problems.append(f"{server.name}: GET {case.path} says {status!r}, expected a miss")
+    return problems
+
+
+# ---- Report ----
+
+
+@dataclass
+class Summary:
+    server: str
+    case: str
+    rps: float
+    rps_min: float
+    rps_max: float
+    p99_ms: float
+    cpu_us_per_req: float
+    errors: int
+    origin_requests: int
+    origin_cpu_us_per_req: float
+    requests: int
+
+
+def summarise(measurements: list[Measurement]) -> dict[tuple[str, str], Summary]:
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault((m.server, m.case), []).append(m)
+    return {
+        key: Summary(
+            server=key[0],
+            case=key[1],
+            rps=statistics.median(m.rps for m in runs),
+            rps_min=min(m.rps for m in runs),
+            rps_max=max(m.rps for m in runs),
+            p99_ms=statistics.median(m.p99_ms for m in runs),
+            cpu_us_per_req=statistics.median(m.cpu_us_per_req for m in runs),
+            errors=sum(m.errors for m in runs),
+            origin_requests=sum(m.origin_requests for m in runs),
+            origin_cpu_us_per_req=statistics.median(m.origin_cpu_us_per_req for m in runs),
+            requests=sum(m.requests for m in runs),
+        )
+        for key, runs in groups.items()
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    case: str
+    versus: str
+    metric: str
+    minimum: float
+
+
+TARGETS = (
+    Target("1 KiB hit: edge ≥ 1.2x nginx req/s", "1 KiB hit", "nginx", "rps", 1.2),
+    Target("1 KiB hit: edge ≥ 1.3x Varnish req/s", "1 KiB hit", "varnish", "rps", 1.3),
+    Target("1 KiB hit: edge p99 ≤ nginx p99", "1 KiB hit", "nginx", "p99", 1.0),
+    Target("100 KiB hit: edge ≥ 1.0x nginx req/s", "100 KiB hit", "nginx", "rps", 1.0),
+    Target("1 KiB miss: edge ≥ 0.5x nginx req/s (within 2x)", "1 KiB miss", "nginx", "rps", 0.5),
+)
+
+
+def target_rows(summary: dict[tuple[str, str], Summary]) -> list[str]:
+    rows = []
+    for target in TARGETS:
+        edge = summary.get(("edge", target.case))
+        other = summary.get((target.versus, target.case))
+        if edge is None or other is None:
+            rows.append(f"| {target.label} | not measured | - |")
+            continue
+        if target.metric == "rps":
+            ratio = edge.rps / other.rps if other.rps else 0.0
+            measured = f"{ratio:.2f}x ({edge.rps:,.0f} vs {other.rps:,.0f})"
+            met = ratio >= target.minimum
+        else:
+            measured = f"{edge.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
+            met = edge.p99_ms <= other.p99_ms * target.minimum
+        rows.append(f"| {target.label} | {measured} | {'yes' if met else '**no**'} |")
+    return rows
+
+
+def render(
+    summary: dict[tuple[str, str], Summary],
+    servers: dict[str, srv.Server],
+    notes: list[str],
+    runs: int,
+    duration: float,
+    started: str,
+) -> str:
+    versions = tool_versions()
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- When: {started} ({'quick smoke run' if runs == 1 and duration < 10 else 'full run'})",
+        f"- Machine: {machine()}",
+        f"- Tools: {versions['nginx']}; {versions['varnish']}; {versions['wrk']}; Python {versions['python']}",
+        f"- Load: `wrk -t1 -c{CONNECTIONS} -d{duration:g}s --latency -H 'Host: {srv.BENCH_HOST}'`, "
+        f"{runs} run(s) per server per case, interleaved, median shown (req/s spread: min-max)",
+        "- CPU µs/req: user+system CPU of the server's whole process tree (/proc/<pid>/stat) during the run, divided by requests",
+        "- Origin fetches: requests the demo origin received for that path during the measured runs (0 expected for hits);"
+        " origin µs/req: the demo origin's CPU over the same runs, per viewer request",
+        "",
+    ]
+    for name in SERVER_ORDER:
+        if name in servers:
+            lines.append(f"- **{name}**: {servers[name].describe}")
+    lines += ["", "| case | server | req/s | spread | p99 ms | CPU µs/req | vs nginx | errors | origin fetches | origin µs/req |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for case in CASES:
+        nginx = summary.get(("nginx", case.name))
+        for name in SERVER_ORDER:
+            s = summary.get((name, case.name))
+            if s is None:
+                lines.append(f"| {case.name} | {name} | not run | | | | | | | |")
+                continue
+            ratio = f"{s.rps / nginx.rps:.2f}x" if nginx and nginx.rps else "-"
+            lines.append(
+                f"| {case.name} | {name} | {s.rps:,.0f} | {s.rps_min:,.0f}-{s.rps_max:,.0f} | {s.p99_ms:.2f} | "
+                f"{s.cpu_us_per_req:.1f} | {ratio} | {s.errors} | {s.origin_requests:,} | {s.origin_cpu_us_per_req:.1f} |"
+            )
+    lines += ["", "## Targets (edge)", "", "| target | measured | met |", "|---|---|---|", *target_rows(summary)]
+    if notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
+    return "\n".join(lines) + "\n"
+
+
+# ---- Main ----
+
+
+def start_servers(names: list[str], workdir: Path, origin_port: int, notes: list[str]) -> dict[str, srv.Server]:
+    starters = {"edge": srv.start_edge, "nginx": srv.start_nginx, "varnish": srv.start_varnish}
+    started: dict[str, srv.Server] = {}
+    for name in names:
+        try:
+            started[name] = starters[name](workdir, origin_port)
+        except srv.ServerFailed as exc:
+            notes.append(f"{name} did not start, not measured: {str(exc).splitlines()[0]}")
+            print(f"!! {exc}", file=sys.stderr, flush=True)
+    return started
+
+
+def terminate_on_sigterm() -> None:
+    """Turn SIGTERM into an exception so the `finally` that stops every server still runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 1 run of 2 s per server per case")
+    parser.add_argument("--runs", type=int, help="runs per server per case (default 3, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 10, quick 2)")
+    parser.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated subset of edge,nginx,varnish")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
+    duration = args.duration or (2.0 if args.quick else 10.0)
+    warmup = 1.0
+    names = [n for n in args.servers.split(",") if n]
+    unknown = set(names) - set(SERVER_ORDER)
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+
+    terminate_on_sigterm()
+    ensure_tools()
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    workdir = Path(tempfile.mkdtemp(prefix="cdn-bench-"))
+    notes: list[str] = []
+    measurements: list[Measurement] = []
+    origin: srv.Server | None = None
+    servers: dict[str, srv.Server] = {}
+    dead: set[str] = set()
+    try:
+        origin = srv.start_origin(workdir)
+        servers = start_servers(names, workdir, origin.port, notes)
+        for server in servers.values():
+            notes += check_caching(server)
+        for run in range(1, runs + 1):
+            for case in CASES:
+                for name in SERVER_ORDER:
+                    target = servers.get(name)
+                    if target is None or name in dead:
+                        continue
+                    if target.proc.poll() is not None:
+                        notes.append(f"{name} exited during the run (code {target.proc.returncode}); later runs skipped")
+                        dead.add(name)
+                        continue
+                    if run == 1:
+                        wrk(target.url + case.path, warmup)
+                    m = measure(target, origin, case, run, duration)
+                    measurements.append(m)
+                    print(
+                        f"run {run}/{runs} {case.name:<11} {name:<7} {m.rps:>9,.0f} req/s  p99 {m.p99_ms:6.2f} ms  "
+                        f"{m.cpu_us_per_req:6.1f} µs/req  errors {m.errors}  origin {m.origin_requests}",
+                        flush=True,
+                    )
+    finally:
+        for server in servers.values():
+            srv.stop(server.proc)
+        if origin is not None:
+            srv.stop(origin.proc)
+
+    summary = summarise(measurements)
+    for s in summary.values():
+        case = next(c for c in CASES if c.name == s.case)
+        if case.hit and s.origin_requests:
+            notes.append(f"{s.server} sent {s.origin_requests} {case.path} requests to the origin during '{s.case}' runs")
+        if s.errors:
+            notes.append(f"{s.server} had {s.errors} errors (socket errors or non-2xx) in '{s.case}' runs")
+    report = render(summary, servers, notes, runs, duration, started_at)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report)
+    args.output.with_suffix(".json").write_text(
+        json.dumps({"started": started_at, "runs": runs, "duration": duration, "measurements": [asdict(m) for m in measurements]}, indent=1)
+    )
+    shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(report)
+    return 0 if measurements else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
