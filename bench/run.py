@@ -324,7 +324,8 @@ def start_servers(names: list[str], workdir: Path, origin_port: int, notes: list
         try:
             started[name] = starters[name](workdir, origin_port)
         except srv.ServerFailed as exc:
-            notes.append(f"{name} did not start, not measured: {str(exc).splitlines()[0]}")
+            lines = str(exc).strip().splitlines()
+            notes.append(f"{name} did not start, not measured: {lines[0]} {lines[-1] if len(lines) > 1 else ''}".strip())
             print(f"!! {exc}", file=sys.stderr, flush=True)
     return started
 
