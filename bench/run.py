@@ -173,6 +173,81 @@ def measure(server: srv.Server, origin: srv.Server, case: Case, run: int, durati
     )
 
 
+# ---- Profiling the edge ----
+
+
+def frame_name(frame: str) -> str:
+    """`func (path/file.py:123)` without the line number, so samples of one function add up."""
+    return re.sub(r":\d+\)$", ")", frame.strip())
+
+
+def top_functions(folded: str, limit: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(self, inclusive) shares of samples per function from py-spy's raw (folded) output."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [frame_name(f) for f in stack.split(";")]
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + count
+
+    def ranked(counts: dict[str, int]) -> list[tuple[str, float]]:
+        best = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:limit]
+        return [(name, 100.0 * n / total) for name, n in best] if total else []
+
+    return ranked(own), ranked({k: v for k, v in inclusive.items() if "edgeagent/" in k})
+
+
+def py_spy() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def profile_edge(edge: srv.Server, seconds: float, output: Path) -> str:
+    """Sample the edge with py-spy under the same wrk load, one case at a time, after the
+    measured runs so the sampler's cost never shows in the table."""
+    tool = py_spy()
+    if tool is None:
+        return "py-spy is not installed (pip install -r requirements.txt): no profile"
+    sections = [
+        "# Edge profile under wrk load",
+        "",
+        f"py-spy record --nonblocking --rate 250, {seconds:g} s per case, same wrk flags as the benchmark.",
+        "Self: share of samples with the function on top of the stack (time spent in C called from it",
+        "counts as its own). Inclusive: share of samples with the function anywhere on the stack (edgeagent only).",
+    ]
+    for case in CASES:
+        folded = output.parent / f"profile-edge-{case.path.strip('/').replace('/', '-')}.folded"
+        sampler = subprocess.Popen(
+            [tool, "record", "--pid", str(edge.proc.pid), "--duration", f"{max(1, round(seconds))}",
+             "--rate", "250", "--format", "raw", "--nonblocking", "--output", str(folded)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        time.sleep(0.3)
+        wrk(edge.url + case.path, seconds)
+        try:
+            _, err = sampler.communicate(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            srv.stop(sampler)
+            err = b"timed out"
+        if not folded.exists():
+            sections += ["", f"## {case.name}", "", f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}"]
+            continue
+        own, inclusive = top_functions(folded.read_text())
+        sections += ["", f"## {case.name} (`{case.path}`)", "", "| self % | function |", "|---:|---|"]
+        sections += [f"| {share:.1f} | `{name}` |" for name, share in own]
+        sections += ["", "| inclusive % | function |", "|---:|---|"]
+        sections += [f"| {share:.1f} | `{name}` |" for name, share in inclusive]
+    output.write_text("\n".join(sections) + "\n")
+    return f"edge profile (py-spy, top functions per case): {output.relative_to(srv.ROOT)}"
+
+
 # ---- Checks before measuring ----
 
 
@@ -346,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per run (default 10, quick 2)")
     parser.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated subset of edge,nginx,varnish")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    parser.add_argument("--profile", action="store_true", help="afterwards, sample the edge with py-spy under load (results/profile-edge.md)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
@@ -388,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{m.cpu_us_per_req:6.1f} µs/req  errors {m.errors}  origin {m.origin_requests}",
                         flush=True,
                     )
+        edge = servers.get("edge")
+        if args.profile and edge is not None and "edge" not in dead:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            notes.append(profile_edge(edge, min(duration, 5.0), args.output.with_name("profile-edge.md")))
     finally:
         for server in servers.values():
             srv.stop(server.proc)
