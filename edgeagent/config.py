@@ -1,0 +1,759 @@
+"""The edge config document, validated whole and compiled once.
+
+`parse_document` is the edge's guard against a bad push: it refuses any malformed document
+with a `ConfigError` naming the field path, and otherwise returns an immutable `EdgeConfig`
+in which everything the request path needs (glob matchers, host maps, resolved targets,
+normalised name sets) is already computed, so serving a request never compiles, sorts or
+lowercases anything static.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SCHEMA_VERSION = 1
+MAX_TTL = 3153600000
+MAX_PATH_PATTERN = 255
+
+_DIST_ID = re.compile(r"E[A-Z0-9]{13}")
+_ORIGIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_HOST = re.compile(r"(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*")
+_IPV6 = re.compile(r"\[?[0-9A-Fa-f:.]+\]?")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+ALLOWED_METHODS: tuple[tuple[str, ...], ...] = (
+    ("GET", "HEAD"),
+    ("GET", "HEAD", "OPTIONS"),
+    ("GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"),
+)
+CACHED_METHODS: tuple[tuple[str, ...], ...] = (("GET", "HEAD"), ("GET", "HEAD", "OPTIONS"))
+FAILOVER_CODES = frozenset({400, 403, 404, 416, 500, 502, 503, 504})
+ERROR_CODES = frozenset({400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504})
+
+# Hop-by-hop and framing headers an operator must never be able to inject into an origin
+# request: the edge owns them.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+RESERVED_ORIGIN_HEADERS = HOP_BY_HOP | frozenset(
+    {"host", "content-length", "expect", "via", "x-forwarded-for", "x-forwarded-proto",
+     "x-edge-location", "x-cache", "x-request-id"}
+)
+
+
+class ConfigError(ValueError):
+    """A document the edge refuses; the message starts with the offending field path."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.path = path
+        self.problem = problem
+
+
+# ---- Compiled objects ----
+
+
+@dataclass(frozen=True, slots=True)
+class NameSelector:
+    """A `{"behavior", "names"}` selection with its names as a set for O(1) tests."""
+
+    behavior: str
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+
+    def selects(self, name: str) -> bool:
+        """Whether `name` (already lowercased for headers) is selected."""
+        b = self.behavior
+        if b == "none":
+            return False
+        if b == "all":
+            return True
+        if b == "allowlist":
+            return name in self.name_set
+        return name not in self.name_set
+
+
+@dataclass(frozen=True, slots=True)
+class S3Settings:
+    bucket: str
+    region: str
+    endpoint_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    id: str
+    kind: str
+    domain_name: str
+    origin_path: str
+    http_port: int
+    https_port: int
+    protocol_policy: str
+    connect_timeout: int
+    read_timeout: int
+    connection_attempts: int
+    custom_headers: tuple[tuple[str, str], ...]
+    s3: S3Settings | None
+    # Precomputed so the miss path only concatenates.
+    http_base: str = ""
+    https_base: str = ""
+    custom_header_names: frozenset[str] = frozenset()
+
+    def scheme(self, viewer_scheme: str) -> str:
+        """The protocol of the origin request, from `protocol_policy` (S3: its endpoint's)."""
+        if self.s3 is not None:
+            return self.s3.endpoint_url.split(":", 1)[0]
+        if self.protocol_policy == "http-only":
+            return "http"
+        if self.protocol_policy == "https-only":
+            return "https"
+        return "https" if viewer_scheme == "https" else "http"
+
+    def base_url(self, viewer_scheme: str) -> str:
+        """Everything of the origin URL before the viewer path (origin_path included)."""
+        return self.https_base if self.scheme(viewer_scheme) == "https" else self.http_base
+
+
+@dataclass(frozen=True, slots=True)
+class OriginGroup:
+    id: str
+    primary: str
+    secondary: str
+    failover_status_codes: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    id: str
+    name: str
+    min_ttl: int
+    default_ttl: int
+    max_ttl: int
+    query_strings: NameSelector
+    headers: NameSelector
+    cookies: NameSelector
+    enable_gzip: bool
+    enable_brotli: bool
+
+    @property
+    def caching_disabled(self) -> bool:
+        """CloudFront's CachingDisabled shape: nothing may be stored under this policy."""
+        return self.max_ttl == 0
+
+    @property
+    def cookies_in_key(self) -> bool:
+        return self.cookies.behavior != "none"
+
+    @property
+    def encoding_in_key(self) -> bool:
+        return self.enable_gzip or self.enable_brotli
+
+
+@dataclass(frozen=True, slots=True)
+class OriginRequestPolicy:
+    id: str
+    name: str
+    query_strings: NameSelector
+    headers: NameSelector
+    cookies: NameSelector
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    """A cache behavior with its target resolved and its glob compiled.
+
+    `origins` is the failover order (one origin, or a group's primary then secondary);
+    `failover_status_codes` is empty for a plain origin.
+    """
+
+    index: int
+    path_pattern: str
+    target: str
+    viewer_protocol_policy: str
+    allowed_methods: frozenset[str]
+    cached_methods: frozenset[str]
+    compress: bool
+    cache_policy: CachePolicy
+    origin_request_policy: OriginRequestPolicy | None
+    origins: tuple[Origin, ...]
+    failover_status_codes: frozenset[int]
+    matches: Callable[[str], bool] = field(compare=False, repr=False)
+    allow_header: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    error_code: int
+    response_page_path: str
+    response_code: int | None
+    error_caching_min_ttl: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Distribution:
+    id: str
+    domain_name: str
+    aliases: tuple[str, ...]
+    default_root_object: str
+    origins: dict[str, Origin]
+    origin_groups: dict[str, OriginGroup]
+    behaviors: tuple[Behavior, ...]
+    error_responses: dict[int, ErrorResponse]
+    # "/" + default_root_object, or "" when there is none.
+    root_path: str = ""
+
+    def match_behavior(self, path: str) -> Behavior:
+        """First behavior whose pattern matches `path` (no query string); the last is `*`."""
+        for b in self.behaviors:
+            if b.matches(path):
+                return b
+        return self.behaviors[-1]
+
+    def targets(self, behavior: Behavior) -> tuple[Origin, ...]:
+        """Origins to try in order, with `behavior.failover_status_codes` between them."""
+        return behavior.origins
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EdgeConfig:
+    schema_version: int
+    version: int
+    document: dict[str, Any]
+    distributions: dict[str, Distribution]
+    exact_hosts: dict[str, Distribution]
+    # Wildcard aliases keyed by what follows "*." (e.g. "example.com").
+    wildcard_hosts: dict[str, Distribution]
+    _host_memo: dict[str, Distribution | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def find_distribution(self, host: str) -> Distribution | None:
+        """Distribution serving a Host header value (port, case and trailing dot ignored).
+
+        Results are memoised per raw value (bounded) so a hit costs one dict lookup.
+        """
+        memo = self._host_memo
+        try:
+            return memo[host]
+        except KeyError:
+            pass
+        found = self._resolve_host(host)
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[host] = found
+        return found
+
+    def _resolve_host(self, host: str) -> Distribution | None:
+        name = normalise_host(host)
+        if not name:
+            return None
+        found = self.exact_hosts.get(name)
+        if found is not None:
+            return found
+        if self.wildcard_hosts:
+            dot = name.find(".")
+            while dot != -1:
+                found = self.wildcard_hosts.get(name[dot + 1 :])
+                if found is not None:
+                    return found
+                dot = name.find(".", dot + 1)
+        return None
+
+
+def normalise_host(host: str) -> str:
+    """Host header value to a lookup name: lowercase, no port, no trailing dot."""
+    h = host.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[: end + 1] if end != -1 else ""
+    colon = h.rfind(":")
+    if colon != -1:
+        if h.count(":") > 1:
+            return h
+        h = h[:colon]
+    if h.endswith("."):
+        h = h[:-1]
+    return h
+
+
+# ---- Glob compilation ----
+
+
+def compile_glob(pattern: str) -> Callable[[str], bool]:
+    """A matcher for a CloudFront path pattern (`*` any run incl. `/`, `?` one char).
+
+    Patterns without `?` and with at most a trailing `*` (the common shapes) become a
+    string comparison or `startswith`, cheaper than a regex on the request path.
+    """
+    if pattern == "*":
+        return _match_all
+    if not pattern.startswith("/"):
+        pattern = "/" + pattern
+    if "?" not in pattern:
+        star = pattern.find("*")
+        if star == -1:
+            return pattern.__eq__
+        if star == len(pattern) - 1:
+            return _prefix_matcher(pattern[:-1])
+    parts = []
+    for ch in pattern:
+        if ch == "*":
+            parts.append(".*")
+        elif ch == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(ch))
+    rx = re.compile("".join(parts), re.DOTALL)
+
+    def match(path: str) -> bool:
+        return rx.fullmatch(path) is not None
+
+    return match
+
+
+def _match_all(path: str) -> bool:
+    return True
+
+
+def _prefix_matcher(prefix: str) -> Callable[[str], bool]:
+    def match(path: str) -> bool:
+        return path.startswith(prefix)
+
+    return match
+
+
+# ---- Validation helpers ----
+
+
+def _obj(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(path, "must be an object")
+    return value
+
+
+def _key(obj: dict[str, Any], key: str, path: str) -> Any:
+    if key not in obj:
+        raise ConfigError(f"{path}.{key}" if path else key, "is required")
+    return obj[key]
+
+
+def _str(obj: dict[str, Any], key: str, path: str, *, nonempty: bool = False) -> str:
+    p = f"{path}.{key}" if path else key
+    v = _key(obj, key, path)
+    if not isinstance(v, str):
+        raise ConfigError(p, "must be a string")
+    if nonempty and not v:
+        raise ConfigError(p, "must not be empty")
+    return v
+
+
+def _int(obj: dict[str, Any], key: str, path: str, lo: int, hi: int) -> int:
+    p = f"{path}.{key}" if path else key
+    v = _key(obj, key, path)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ConfigError(p, "must be an integer")
+    if not lo <= v <= hi:
+        raise ConfigError(p, f"must be between {lo} and {hi}")
+    return v
+
+
+def _bool(obj: dict[str, Any], key: str, path: str) -> bool:
+    v = _key(obj, key, path)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{path}.{key}", "must be a boolean")
+    return v
+
+
+def _list(obj: dict[str, Any], key: str, path: str) -> list[Any]:
+    v = _key(obj, key, path)
+    if not isinstance(v, list):
+        raise ConfigError(f"{path}.{key}" if path else key, "must be a list")
+    return v
+
+
+def _enum(obj: dict[str, Any], key: str, path: str, choices: tuple[str, ...]) -> str:
+    v = _str(obj, key, path)
+    if v not in choices:
+        raise ConfigError(f"{path}.{key}", f"must be one of {', '.join(choices)} (got {v!r})")
+    return v
+
+
+def _host_name(value: str, path: str, *, wildcard: bool) -> str:
+    if value != value.lower():
+        raise ConfigError(path, "must be lowercase")
+    if len(value) > 253 or not _HOST.fullmatch(value):
+        raise ConfigError(path, f"is not a valid host name: {value!r}")
+    if value.startswith("*.") and not wildcard:
+        raise ConfigError(path, "must not be a wildcard")
+    return value
+
+
+# ---- Parsing ----
+
+
+def parse_document(doc: object) -> EdgeConfig:
+    """Validate the whole edge config document and compile it.
+
+    Unknown keys are tolerated (the schema version governs format changes); missing keys,
+    wrong types, unknown enum values and broken references are not.
+    """
+    top = _obj(doc, "document")
+    schema = _int(top, "schema_version", "", 0, 2**31)
+    if schema != SCHEMA_VERSION:
+        raise ConfigError("schema_version", f"unsupported schema version {schema}")
+    version = _int(top, "version", "", 1, 2**63 - 1)
+    dists_raw = _list(top, "distributions", "")
+    distributions: dict[str, Distribution] = {}
+    exact: dict[str, Distribution] = {}
+    wild: dict[str, Distribution] = {}
+    for i, raw in enumerate(dists_raw):
+        path = f"distributions[{i}]"
+        dist = _parse_distribution(raw, path)
+        if dist.id in distributions:
+            raise ConfigError(f"{path}.id", f"duplicate distribution id {dist.id}")
+        distributions[dist.id] = dist
+        names = [(f"{path}.domain_name", dist.domain_name)] + [
+            (f"{path}.aliases[{j}]", a) for j, a in enumerate(dist.aliases)
+        ]
+        for npath, name in names:
+            if name.startswith("*."):
+                bucket, key = wild, name[2:]
+            else:
+                bucket, key = exact, name
+            if key in bucket:
+                raise ConfigError(npath, f"host name {name} is already used by {bucket[key].id}")
+            bucket[key] = dist
+    return EdgeConfig(
+        schema_version=schema,
+        version=version,
+        document=top,
+        distributions=distributions,
+        exact_hosts=exact,
+        wildcard_hosts=wild,
+    )
+
+
+def _parse_distribution(raw: object, path: str) -> Distribution:
+    d = _obj(raw, path)
+    did = _str(d, "id", path)
+    if not _DIST_ID.fullmatch(did):
+        raise ConfigError(f"{path}.id", "must be E followed by 13 uppercase alphanumerics")
+    domain = _host_name(_str(d, "domain_name", path, nonempty=True), f"{path}.domain_name",
+                        wildcard=False)
+    aliases: list[str] = []
+    for j, a in enumerate(_list(d, "aliases", path)):
+        if not isinstance(a, str) or not a:
+            raise ConfigError(f"{path}.aliases[{j}]", "must be a non-empty string")
+        aliases.append(_host_name(a, f"{path}.aliases[{j}]", wildcard=True))
+    if len(set(aliases)) != len(aliases):
+        raise ConfigError(f"{path}.aliases", "must be unique")
+    root = _str(d, "default_root_object", path)
+    if root.startswith("/") or any(c in root for c in "?# \t\r\n"):
+        raise ConfigError(f"{path}.default_root_object",
+                          "must be an object name without a leading '/' or '?', '#', spaces")
+
+    origins: dict[str, Origin] = {}
+    origins_raw = _list(d, "origins", path)
+    if not origins_raw:
+        raise ConfigError(f"{path}.origins", "must contain at least one origin")
+    for j, o in enumerate(origins_raw):
+        origin = _parse_origin(o, f"{path}.origins[{j}]")
+        if origin.id in origins:
+            raise ConfigError(f"{path}.origins[{j}].id", f"duplicate origin id {origin.id}")
+        origins[origin.id] = origin
+
+    groups: dict[str, OriginGroup] = {}
+    for j, g in enumerate(_list(d, "origin_groups", path)):
+        gpath = f"{path}.origin_groups[{j}]"
+        group = _parse_group(g, gpath, origins)
+        if group.id in groups or group.id in origins:
+            raise ConfigError(f"{gpath}.id", f"duplicate origin or group id {group.id}")
+        groups[group.id] = group
+
+    behaviors_raw = _list(d, "cache_behaviors", path)
+    if not behaviors_raw:
+        raise ConfigError(f"{path}.cache_behaviors", "must contain the default behavior '*'")
+    behaviors = []
+    last = len(behaviors_raw) - 1
+    for j, b in enumerate(behaviors_raw):
+        bpath = f"{path}.cache_behaviors[{j}]"
+        behavior = _parse_behavior(b, bpath, j, origins, groups)
+        if j == last and behavior.path_pattern != "*":
+            raise ConfigError(f"{bpath}.path_pattern", "the last behavior must have pattern '*'")
+        if j != last and behavior.path_pattern == "*":
+            raise ConfigError(f"{bpath}.path_pattern",
+                              "only the last (default) behavior may have pattern '*'")
+        behaviors.append(behavior)
+
+    errors: dict[int, ErrorResponse] = {}
+    for j, e in enumerate(_list(d, "custom_error_responses", path)):
+        epath = f"{path}.custom_error_responses[{j}]"
+        er = _parse_error_response(e, epath)
+        if er.error_code in errors:
+            raise ConfigError(f"{epath}.error_code", f"duplicate error code {er.error_code}")
+        errors[er.error_code] = er
+
+    return Distribution(
+        id=did,
+        domain_name=domain,
+        aliases=tuple(aliases),
+        default_root_object=root,
+        origins=origins,
+        origin_groups=groups,
+        behaviors=tuple(behaviors),
+        error_responses=errors,
+        root_path="/" + root if root else "",
+    )
+
+
+def _parse_origin(raw: object, path: str) -> Origin:
+    o = _obj(raw, path)
+    oid = _str(o, "id", path)
+    if not _ORIGIN_ID.fullmatch(oid):
+        raise ConfigError(f"{path}.id", "must match [A-Za-z0-9_.-]{1,128}")
+    kind = _enum(o, "kind", path, ("custom", "s3"))
+    domain = _str(o, "domain_name", path, nonempty=True)
+    if any(c in domain for c in "/?#@ \t\r\n") or len(domain) > 253:
+        raise ConfigError(f"{path}.domain_name", f"is not a host name or IP literal: {domain!r}")
+    origin_path = _str(o, "origin_path", path)
+    if origin_path and (not origin_path.startswith("/") or origin_path.endswith("/")
+                        or any(c in origin_path for c in "?# \t\r\n")):
+        raise ConfigError(f"{path}.origin_path",
+                          "must be empty or start with '/' and not end with '/'")
+    http_port = _int(o, "http_port", path, 1, 65535)
+    https_port = _int(o, "https_port", path, 1, 65535)
+    policy = _enum(o, "protocol_policy", path, ("http-only", "https-only", "match-viewer"))
+    connect_timeout = _int(o, "connect_timeout", path, 1, 10)
+    read_timeout = _int(o, "read_timeout", path, 1, 60)
+    attempts = _int(o, "connection_attempts", path, 1, 3)
+    headers: list[tuple[str, str]] = []
+    for j, h in enumerate(_list(o, "custom_headers", path)):
+        hpath = f"{path}.custom_headers[{j}]"
+        hobj = _obj(h, hpath)
+        name = _str(hobj, "name", hpath, nonempty=True)
+        value = _str(hobj, "value", hpath)
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError(f"{hpath}.name", f"is not a valid header name: {name!r}")
+        if name.lower() in RESERVED_ORIGIN_HEADERS:
+            raise ConfigError(f"{hpath}.name", f"{name} is reserved and cannot be set")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ConfigError(f"{hpath}.value", "contains control characters")
+        headers.append((name, value))
+    s3_raw = _key(o, "s3", path)
+    s3: S3Settings | None = None
+    if kind == "custom":
+        if s3_raw is not None:
+            raise ConfigError(f"{path}.s3", "must be null for a custom origin")
+        host = f"[{domain}]" if ":" in domain and not domain.startswith("[") else domain
+        http_base = f"http://{host}" + ("" if http_port == 80 else f":{http_port}") + origin_path
+        https_base = (f"https://{host}" + ("" if https_port == 443 else f":{https_port}")
+                      + origin_path)
+    else:
+        spath = f"{path}.s3"
+        so = _obj(s3_raw, spath)
+        bucket = _str(so, "bucket", spath, nonempty=True)
+        if "/" in bucket or any(c.isspace() for c in bucket):
+            raise ConfigError(f"{spath}.bucket", "is not a valid bucket name")
+        region = _str(so, "region", spath)
+        endpoint = _str(so, "endpoint_url", spath, nonempty=True)
+        if not (endpoint.startswith("http://") or endpoint.startswith("https://")) \
+                or endpoint.endswith("/"):
+            raise ConfigError(f"{spath}.endpoint_url",
+                              "must be an http(s) URL without a trailing slash")
+        s3 = S3Settings(bucket=bucket, region=region, endpoint_url=endpoint)
+        http_base = https_base = f"{endpoint}/{bucket}{origin_path}"
+    return Origin(
+        id=oid,
+        kind=kind,
+        domain_name=domain,
+        origin_path=origin_path,
+        http_port=http_port,
+        https_port=https_port,
+        protocol_policy=policy,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        connection_attempts=attempts,
+        custom_headers=tuple(headers),
+        s3=s3,
+        http_base=http_base,
+        https_base=https_base,
+        custom_header_names=frozenset(n.lower() for n, _ in headers),
+    )
+
+
+def _parse_group(raw: object, path: str, origins: dict[str, Origin]) -> OriginGroup:
+    g = _obj(raw, path)
+    gid = _str(g, "id", path)
+    if not _ORIGIN_ID.fullmatch(gid):
+        raise ConfigError(f"{path}.id", "must match [A-Za-z0-9_.-]{1,128}")
+    primary = _str(g, "primary", path)
+    secondary = _str(g, "secondary", path)
+    for key, value in (("primary", primary), ("secondary", secondary)):
+        if value not in origins:
+            raise ConfigError(f"{path}.{key}", f"unknown origin {value!r}")
+    if primary == secondary:
+        raise ConfigError(f"{path}.secondary", "must differ from primary")
+    codes: set[int] = set()
+    for j, c in enumerate(_list(g, "failover_status_codes", path)):
+        if not isinstance(c, int) or isinstance(c, bool) or c not in FAILOVER_CODES:
+            raise ConfigError(f"{path}.failover_status_codes[{j}]",
+                              f"must be one of {', '.join(map(str, sorted(FAILOVER_CODES)))}")
+        if c in codes:
+            raise ConfigError(f"{path}.failover_status_codes[{j}]", f"duplicate code {c}")
+        codes.add(c)
+    return OriginGroup(id=gid, primary=primary, secondary=secondary,
+                       failover_status_codes=frozenset(codes))
+
+
+def _parse_selector(raw: object, path: str, behaviors: tuple[str, ...], *,
+                    lowercase: bool) -> NameSelector:
+    s = _obj(raw, path)
+    behavior = _enum(s, "behavior", path, behaviors)
+    names: list[str] = []
+    for j, n in enumerate(_list(s, "names", path)):
+        if not isinstance(n, str) or not n:
+            raise ConfigError(f"{path}.names[{j}]", "must be a non-empty string")
+        if lowercase and n != n.lower():
+            raise ConfigError(f"{path}.names[{j}]", "must be lowercase")
+        names.append(n)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}.names", "must be unique")
+    if names and behavior in ("none", "all"):
+        raise ConfigError(f"{path}.names", f"must be empty when behavior is {behavior}")
+    names.sort()
+    return NameSelector(behavior=behavior, names=tuple(names), name_set=frozenset(names))
+
+
+_KEY_BEHAVIORS = ("none", "all", "allowlist", "denylist")
+
+
+def _parse_cache_policy(raw: object, path: str) -> CachePolicy:
+    p = _obj(raw, path)
+    pid = _str(p, "id", path)
+    name = _str(p, "name", path)
+    min_ttl = _int(p, "min_ttl", path, 0, MAX_TTL)
+    default_ttl = _int(p, "default_ttl", path, 0, MAX_TTL)
+    max_ttl = _int(p, "max_ttl", path, 0, MAX_TTL)
+    if min_ttl > default_ttl:
+        raise ConfigError(f"{path}.min_ttl", "must not exceed default_ttl")
+    if default_ttl > max_ttl:
+        raise ConfigError(f"{path}.default_ttl", "must not exceed max_ttl")
+    return CachePolicy(
+        id=pid,
+        name=name,
+        min_ttl=min_ttl,
+        default_ttl=default_ttl,
+        max_ttl=max_ttl,
+        query_strings=_parse_selector(_key(p, "query_strings", path), f"{path}.query_strings",
+                                      _KEY_BEHAVIORS, lowercase=False),
+        headers=_parse_selector(_key(p, "headers", path), f"{path}.headers",
+                                ("none", "allowlist"), lowercase=True),
+        cookies=_parse_selector(_key(p, "cookies", path), f"{path}.cookies",
+                                _KEY_BEHAVIORS, lowercase=False),
+        enable_gzip=_bool(p, "enable_gzip", path),
+        enable_brotli=_bool(p, "enable_brotli", path),
+    )
+
+
+def _parse_origin_request_policy(raw: object, path: str) -> OriginRequestPolicy:
+    p = _obj(raw, path)
+    return OriginRequestPolicy(
+        id=_str(p, "id", path),
+        name=_str(p, "name", path),
+        query_strings=_parse_selector(_key(p, "query_strings", path), f"{path}.query_strings",
+                                      _KEY_BEHAVIORS, lowercase=False),
+        headers=_parse_selector(_key(p, "headers", path), f"{path}.headers",
+                                _KEY_BEHAVIORS, lowercase=True),
+        cookies=_parse_selector(_key(p, "cookies", path), f"{path}.cookies",
+                                _KEY_BEHAVIORS, lowercase=False),
+    )
+
+
+def _method_list(b: dict[str, Any], key: str, path: str,
+                 choices: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
+    raw = _list(b, key, path)
+    if not all(isinstance(m, str) for m in raw):
+        raise ConfigError(f"{path}.{key}", "must be a list of strings")
+    value = tuple(raw)
+    if value not in choices:
+        raise ConfigError(f"{path}.{key}",
+                          "must be one of " + " or ".join(str(list(c)) for c in choices))
+    return value
+
+
+def _parse_behavior(raw: object, path: str, index: int, origins: dict[str, Origin],
+                    groups: dict[str, OriginGroup]) -> Behavior:
+    b = _obj(raw, path)
+    pattern = _str(b, "path_pattern", path, nonempty=True)
+    if len(pattern) > MAX_PATH_PATTERN:
+        raise ConfigError(f"{path}.path_pattern",
+                          f"must be at most {MAX_PATH_PATTERN} characters")
+    if any(c.isspace() for c in pattern):
+        raise ConfigError(f"{path}.path_pattern", "must not contain whitespace")
+    target = _str(b, "target", path)
+    if target in origins:
+        targets: tuple[Origin, ...] = (origins[target],)
+        failover: frozenset[int] = frozenset()
+    elif target in groups:
+        g = groups[target]
+        targets = (origins[g.primary], origins[g.secondary])
+        failover = g.failover_status_codes
+    else:
+        raise ConfigError(f"{path}.target", f"unknown origin or origin group {target!r}")
+    vpp = _enum(b, "viewer_protocol_policy", path, ("allow-all", "redirect-to-https",
+                                                    "https-only"))
+    allowed = _method_list(b, "allowed_methods", path, ALLOWED_METHODS)
+    cached = _method_list(b, "cached_methods", path, CACHED_METHODS)
+    if not set(cached) <= set(allowed):
+        raise ConfigError(f"{path}.cached_methods", "must be a subset of allowed_methods")
+    compress = _bool(b, "compress", path)
+    cache_policy = _parse_cache_policy(_key(b, "cache_policy", path), f"{path}.cache_policy")
+    orp_raw = _key(b, "origin_request_policy", path)
+    orp = None if orp_raw is None else _parse_origin_request_policy(
+        orp_raw, f"{path}.origin_request_policy")
+    return Behavior(
+        index=index,
+        path_pattern=pattern,
+        target=target,
+        viewer_protocol_policy=vpp,
+        allowed_methods=frozenset(allowed),
+        cached_methods=frozenset(cached),
+        compress=compress,
+        cache_policy=cache_policy,
+        origin_request_policy=orp,
+        origins=targets,
+        failover_status_codes=failover,
+        matches=compile_glob(pattern),
+        allow_header=", ".join(allowed),
+    )
+
+
+def _parse_error_response(raw: object, path: str) -> ErrorResponse:
+    e = _obj(raw, path)
+    code = _int(e, "error_code", path, 0, 999)
+    if code not in ERROR_CODES:
+        raise ConfigError(f"{path}.error_code",
+                          f"must be one of {', '.join(map(str, sorted(ERROR_CODES)))}")
+    page = _str(e, "response_page_path", path)
+    if page and (not page.startswith("/") or any(c.isspace() for c in page)):
+        raise ConfigError(f"{path}.response_page_path", "must be empty or start with '/'")
+    rc = _key(e, "response_code", path)
+    if rc is not None:
+        rc = _int(e, "response_code", path, 100, 599)
+    ttl = _int(e, "error_caching_min_ttl", path, 0, MAX_TTL)
+    return ErrorResponse(error_code=code, response_page_path=page, response_code=rc,
+                         error_caching_min_ttl=ttl)

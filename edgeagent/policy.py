@@ -1,0 +1,758 @@
+"""Pure caching decisions: cache key, origin request, TTL, freshness, conditionals, ranges.
+
+Nothing here does I/O or reads the clock (`now` is always a parameter), so every rule is
+testable without sockets. Functions called on every request keep per-call work to a few
+dict lookups: parsed header values that repeat across requests (Accept-Encoding,
+Cache-Control, HTTP dates, content types) are memoised in small bounded dicts.
+
+Header mappings passed in here have lowercase names; a field that appeared several times is
+joined with ", " (Cookie with "; "), as RFC 9110 allows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import mktime_tz, parsedate_tz
+from typing import Any, Callable, Mapping, Sequence
+
+from edgeagent.config import HOP_BY_HOP, Behavior, CachePolicy, Distribution, ErrorResponse, \
+    Origin, compile_glob
+
+_MEMO_LIMIT = 1024
+
+
+def _remember(memo: dict[Any, Any], key: object, value: object) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
+# ---- Cache key ----
+
+# GET and HEAD share cached objects (a HEAD is answered from a GET's entry); OPTIONS
+# answers differ from GET ones, so they get their own class.
+_METHOD_CLASS = {"GET": "G", "HEAD": "G", "OPTIONS": "O"}
+
+
+def method_class(method: str) -> str:
+    return _METHOD_CLASS.get(method, method)
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    """Query string to (name, raw piece) pairs; pieces stay percent-encoded as received."""
+    out = []
+    for piece in query.split("&"):
+        if piece:
+            eq = piece.find("=")
+            out.append((piece if eq == -1 else piece[:eq], piece))
+    return out
+
+
+def parse_cookies(cookie_header: str) -> list[tuple[str, str]]:
+    """Cookie header to (name, "name=value") pairs in the viewer's order."""
+    out = []
+    for piece in cookie_header.split(";"):
+        piece = piece.strip()
+        if piece:
+            eq = piece.find("=")
+            out.append((piece if eq == -1 else piece[:eq], piece))
+    return out
+
+
+def _by_name(pair: tuple[str, str]) -> str:
+    return pair[0]
+
+
+def key_query(policy: CachePolicy, query: str) -> str:
+    """Query part of the cache key: selected parameters sorted by name (stable, so
+    duplicates keep their order)."""
+    sel = policy.query_strings
+    if sel.behavior == "none" or not query:
+        return ""
+    pairs = [p for p in parse_query(query) if sel.selects(p[0])]
+    pairs.sort(key=_by_name)
+    return "&".join(p[1] for p in pairs)
+
+
+def key_cookies(policy: CachePolicy, cookie_header: str | None) -> str:
+    sel = policy.cookies
+    if sel.behavior == "none" or not cookie_header:
+        return ""
+    pairs = [p for p in parse_cookies(cookie_header) if sel.selects(p[0])]
+    pairs.sort(key=_by_name)
+    return "; ".join(p[1] for p in pairs)
+
+
+def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, query: str,
+              headers: Mapping[str, str]) -> str:
+    """The primary cache key.
+
+    Distribution, method class, path, then (only when the policy selects them) the query
+    string, headers, cookies and normalised Accept-Encoding, each behind a NUL separator
+    (a request target can never contain NUL, so parts cannot run into each other).
+    """
+    policy = behavior.cache_policy
+    key = f"{dist.id}\x00{_METHOD_CLASS.get(method, method)}\x00{path}"
+    if policy.query_strings.behavior != "none" and query:
+        key += "\x00q" + key_query(policy, query)
+    if policy.headers.behavior != "none":
+        parts = []
+        for name in policy.headers.names:
+            value = headers.get(name)
+            parts.append(name + "\x01" if value is None else f"{name}:{value}")
+        key += "\x00h" + "\x02".join(parts)
+    if policy.cookies.behavior != "none":
+        cookie = headers.get("cookie")
+        if cookie:
+            key += "\x00c" + key_cookies(policy, cookie)
+    if policy.enable_gzip or policy.enable_brotli:
+        enc = key_encoding(headers.get("accept-encoding"), policy)
+        if enc:
+            key += "\x00e" + enc
+    return key
+
+
+# ---- Accept-Encoding and compression ----
+
+_AE_MEMO: dict[tuple[str, bool, bool], str] = {}
+
+
+def _accepted_codings(accept_encoding: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, params = item.partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            k, _, v = param.strip().partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v.strip())
+                except ValueError:
+                    q = 0.0
+        out[name.strip().lower()] = q
+    return out
+
+
+def key_encoding(accept_encoding: str | None, policy: CachePolicy) -> str:
+    """Normalised Accept-Encoding for the cache key and the origin: "br", "gzip" or "".
+
+    Like CloudFront, only the encodings the cache policy enables survive; brotli is
+    preferred when the viewer accepts both.
+    """
+    if not accept_encoding or not (policy.enable_gzip or policy.enable_brotli):
+        return ""
+    return select_encoding(accept_encoding, policy.enable_brotli, policy.enable_gzip)
+
+
+def select_encoding(accept_encoding: str, allow_br: bool, allow_gzip: bool) -> str:
+    """The preferred of br / gzip the viewer accepts (q > 0), or "" for identity."""
+    memo_key = (accept_encoding, allow_br, allow_gzip)
+    found = _AE_MEMO.get(memo_key)
+    if found is not None:
+        return found
+    codings = _accepted_codings(accept_encoding)
+    star = codings.get("*", 0.0)
+    result = ""
+    if allow_br and codings.get("br", star) > 0:
+        result = "br"
+    elif allow_gzip and codings.get("gzip", codings.get("x-gzip", star)) > 0:
+        result = "gzip"
+    _remember(_AE_MEMO, memo_key, result)
+    return result
+
+
+def negotiate_encoding(accept_encoding: str | None, behavior: Behavior) -> str | None:
+    """Encoding the edge may compress a response to for this viewer, or None."""
+    if not behavior.compress:
+        return None
+    return key_encoding(accept_encoding, behavior.cache_policy) or None
+
+
+COMPRESS_MIN = 1000
+COMPRESS_MAX = 10_000_000
+
+# CloudFront's list of compressed types, plus the +json / +xml structured suffixes.
+_COMPRESSIBLE = frozenset(
+    {
+        "application/dash+xml", "application/eot", "application/font", "application/font-sfnt",
+        "application/javascript", "application/json", "application/opentype",
+        "application/otf", "application/pkcs7-mime", "application/protobuf",
+        "application/rss+xml", "application/truetype", "application/ttf",
+        "application/vnd.apple.mpegurl", "application/vnd.mapbox-vector-tile",
+        "application/vnd.ms-fontobject", "application/wasm", "application/xhtml+xml",
+        "application/xml", "application/x-font-opentype", "application/x-font-truetype",
+        "application/x-font-ttf", "application/x-httpd-cgi", "application/x-javascript",
+        "application/x-mpegurl", "application/x-opentype", "application/x-otf",
+        "application/x-perl", "application/x-ttf", "application/ecmascript",
+        "font/eot", "font/opentype", "font/otf", "font/ttf", "image/svg+xml",
+        "image/vnd.microsoft.icon", "image/x-icon", "multipart/bag", "multipart/mixed",
+    }
+)
+_CT_MEMO: dict[str, bool] = {}
+
+
+def is_compressible_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    found = _CT_MEMO.get(content_type)
+    if found is not None:
+        return found
+    media = content_type.partition(";")[0].strip().lower()
+    result = (
+        media.startswith("text/")
+        or media in _COMPRESSIBLE
+        or media.endswith("+json")
+        or media.endswith("+xml")
+    )
+    _remember(_CT_MEMO, content_type, result)
+    return result
+
+
+def is_compressible(content_type: str | None, size: int | None) -> bool:
+    """Whether the edge compresses a response of this type and size.
+
+    `size` None (no Content-Length: the origin streams) counts as in range, the type alone
+    decides; the server may still give up when the stream passes COMPRESS_MAX.
+    """
+    if size is not None and not COMPRESS_MIN <= size <= COMPRESS_MAX:
+        return False
+    return is_compressible_type(content_type)
+
+
+# ---- What reaches the origin ----
+
+# Viewer headers the edge itself owns on the origin request.
+_EDGE_OWNED = HOP_BY_HOP | frozenset(
+    {"host", "content-length", "expect", "via", "x-forwarded-for", "x-forwarded-proto",
+     "accept-encoding", "cookie", "if-none-match", "if-modified-since", "if-match",
+     "if-unmodified-since", "if-range", "range"}
+)
+# Describe a request body; forwarded whenever the method carries one.
+_BODY_HEADERS = ("content-type", "content-encoding", "content-language", "content-md5",
+                 "content-disposition")
+_BODY_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
+
+
+def connection_listed(headers: Mapping[str, str]) -> frozenset[str]:
+    """Header names a viewer's Connection field marks as hop-by-hop."""
+    value = headers.get("connection")
+    if not value:
+        return frozenset()
+    return frozenset(n.strip().lower() for n in value.split(",") if n.strip())
+
+
+def origin_query(behavior: Behavior, query: str) -> str:
+    """Query string sent to the origin: the cache key's parameters plus the origin request
+    policy's, in the viewer's order."""
+    cp = behavior.cache_policy.query_strings
+    orp = behavior.origin_request_policy
+    op = orp.query_strings if orp is not None else None
+    if not query or (cp.behavior == "none" and (op is None or op.behavior == "none")):
+        return ""
+    if cp.behavior == "all" or (op is not None and op.behavior == "all"):
+        return query
+    return "&".join(
+        piece for name, piece in parse_query(query)
+        if cp.selects(name) or (op is not None and op.selects(name))
+    )
+
+
+def origin_cookies(behavior: Behavior, cookie_header: str | None) -> str:
+    if not cookie_header:
+        return ""
+    cp = behavior.cache_policy.cookies
+    orp = behavior.origin_request_policy
+    op = orp.cookies if orp is not None else None
+    if cp.behavior == "none" and (op is None or op.behavior == "none"):
+        return ""
+    return "; ".join(
+        piece for name, piece in parse_cookies(cookie_header)
+        if cp.selects(name) or (op is not None and op.selects(name))
+    )
+
+
+def origin_headers(behavior: Behavior, method: str, headers: Mapping[str, str],
+                   origin: Origin | None = None) -> list[tuple[str, str]]:
+    """Viewer headers forwarded to the origin (lowercase names).
+
+    The cache key's headers, what the origin request policy adds, the selected cookies,
+    the normalised Accept-Encoding when the policy has one, and the body description for
+    methods with a body; never hop-by-hop headers (including those Connection lists) nor
+    the ones the edge sets itself (Host, Via, X-Forwarded-*, Content-Length, conditionals,
+    Range). The origin's custom headers replace viewer headers of the same name.
+    """
+    cp = behavior.cache_policy
+    orp = behavior.origin_request_policy
+    op = orp.headers if orp is not None else None
+    listed = connection_listed(headers)
+    custom = origin.custom_header_names if origin is not None else frozenset()
+    out: list[tuple[str, str]] = []
+    if op is not None and op.behavior in ("all", "denylist"):
+        for name, value in headers.items():
+            if name in _EDGE_OWNED or name in listed or name in custom:
+                continue
+            if op.selects(name) or cp.headers.selects(name):
+                out.append((name, value))
+    else:
+        names = set(cp.headers.names)
+        if op is not None:
+            names.update(op.names)
+        for name in sorted(names):
+            if name in _EDGE_OWNED or name in listed or name in custom:
+                continue
+            selected = headers.get(name)
+            if selected is not None:
+                out.append((name, selected))
+    if method in _BODY_METHODS:
+        present = {n for n, _ in out}
+        for name in _BODY_HEADERS:
+            body_value = headers.get(name)
+            if body_value is not None and name not in present and name not in custom:
+                out.append((name, body_value))
+    cookie = origin_cookies(behavior, headers.get("cookie"))
+    if cookie and "cookie" not in custom:
+        out.append(("cookie", cookie))
+    enc = key_encoding(headers.get("accept-encoding"), cp)
+    if enc and "accept-encoding" not in custom:
+        out.append(("accept-encoding", enc))
+    if origin is not None:
+        out.extend((n.lower(), v) for n, v in origin.custom_headers)
+    return out
+
+
+def strip_hop_by_hop(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Response headers without hop-by-hop fields (and those Connection names)."""
+    listed: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            listed.update(n.strip().lower() for n in value.split(","))
+    return [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in listed]
+
+
+# ---- Cache-Control and the storage decision ----
+
+_CC_MEMO: dict[str, dict[str, str]] = {}
+
+
+def parse_cache_control(value: str | None) -> dict[str, str]:
+    """Directives (lowercase) to their argument ("" when none); quoted strings unquoted.
+
+    The result is shared between callers (memoised): treat it as read-only.
+    """
+    if not value:
+        return {}
+    found = _CC_MEMO.get(value)
+    if found is not None:
+        return found
+    out: dict[str, str] = {}
+    for item in _split_directives(value):
+        name, _, arg = item.partition("=")
+        name = name.strip().lower()
+        if not name:
+            continue
+        arg = arg.strip()
+        if len(arg) >= 2 and arg[0] == '"' and arg[-1] == '"':
+            arg = arg[1:-1]
+        out.setdefault(name, arg)
+    _remember(_CC_MEMO, value, out)
+    return out
+
+
+def _split_directives(value: str) -> list[str]:
+    if '"' not in value:
+        return value.split(",")
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return items
+
+
+def _seconds(arg: str | None) -> int | None:
+    """A delta-seconds argument; invalid values count as absent, negative as 0."""
+    if arg is None:
+        return None
+    try:
+        return max(0, int(arg))
+    except ValueError:
+        return None
+
+
+_DATE_MEMO: dict[str, float | None] = {}
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date (any of the three RFC 9110 formats) as a Unix time, or None."""
+    if not value:
+        return None
+    if value in _DATE_MEMO:
+        return _DATE_MEMO[value]
+    parsed = parsedate_tz(value)
+    result: float | None = None
+    if parsed is not None:
+        try:
+            result = float(mktime_tz(parsed))
+        except (OverflowError, ValueError):
+            result = None
+    _remember(_DATE_MEMO, value, result)
+    return result
+
+
+# Cached with the policy's TTLs, like CloudFront.
+CACHEABLE_STATUSES = frozenset({200, 203, 300, 301, 410})
+# Errors CloudFront caches for the error caching minimum TTL even without a custom error
+# response; other codes are cached only when the distribution configures one for them.
+DEFAULT_CACHED_ERRORS = frozenset({404, 414, 500, 501, 502, 503, 504})
+DEFAULT_ERROR_TTL = 10
+CACHEABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether and how long to keep a response; `reason` names the rule (for metrics)."""
+
+    cacheable: bool
+    ttl: int = 0
+    stale_while_revalidate: int = 0
+    stale_if_error: int = 0
+    must_revalidate: bool = False
+    reason: str = ""
+
+
+def _origin_ttl(cc: Mapping[str, str], headers: Mapping[str, str], now: float) -> int | None:
+    ttl = _seconds(cc.get("s-maxage"))
+    if ttl is None:
+        ttl = _seconds(cc.get("max-age"))
+    if ttl is None and "expires" in headers:
+        expires = parse_http_date(headers.get("expires"))
+        if expires is None:
+            return 0
+        date = parse_http_date(headers.get("date"))
+        ttl = max(0, int(expires - (date if date is not None else now)))
+    return ttl
+
+
+def decide(status: int, headers: Mapping[str, str], policy: CachePolicy, method: str,
+           now: float, error_response: ErrorResponse | None = None) -> Decision:
+    """Whether a response may be stored, and its TTL, by CloudFront's rules over RFC 9111.
+
+    `headers` are the origin response's (lowercase names). `error_response` is the
+    distribution's custom error response for `status`, if any. See docs/caching.md for each
+    place where CloudFront's documented behaviour wins over the RFC.
+    """
+    if method not in CACHEABLE_METHODS:
+        return Decision(False, reason="method")
+    cc = parse_cache_control(headers.get("cache-control"))
+    vary = headers.get("vary")
+    if vary and "*" in vary and vary_names(vary) is None:
+        return Decision(False, reason="vary-star")
+    if "set-cookie" in headers and not policy.cookies_in_key:
+        return Decision(False, reason="set-cookie")
+    forbidden = "no-store" in cc or "no-cache" in cc or "private" in cc
+
+    if status not in CACHEABLE_STATUSES:
+        if error_response is not None:
+            ttl = error_response.error_caching_min_ttl
+            return Decision(ttl > 0, ttl=ttl, reason="error" if ttl > 0 else "error-ttl-0")
+        if status not in DEFAULT_CACHED_ERRORS:
+            return Decision(False, reason="status")
+        if policy.max_ttl == 0:
+            return Decision(False, reason="disabled")
+        if forbidden and policy.min_ttl == 0:
+            return Decision(False, reason="no-store")
+        explicit = None if forbidden else _origin_ttl(cc, headers, now)
+        ttl = DEFAULT_ERROR_TTL if explicit is None else _clamp(explicit, policy)
+        return Decision(ttl > 0, ttl=ttl, reason="error" if ttl > 0 else "error-ttl-0")
+
+    if policy.max_ttl == 0:
+        return Decision(False, reason="disabled")
+    if forbidden:
+        if policy.min_ttl == 0:
+            return Decision(False, reason="no-store")
+        ttl = policy.min_ttl
+    else:
+        explicit = _origin_ttl(cc, headers, now)
+        ttl = policy.default_ttl if explicit is None else _clamp(explicit, policy)
+    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc
+    swr = sie = 0
+    if not must_revalidate:
+        swr = _seconds(cc.get("stale-while-revalidate")) or 0
+        sie = _seconds(cc.get("stale-if-error")) or 0
+    has_validator = "etag" in headers or "last-modified" in headers
+    if ttl == 0 and not (has_validator or swr or sie):
+        return Decision(False, reason="ttl-0")
+    return Decision(True, ttl=ttl, stale_while_revalidate=swr, stale_if_error=sie,
+                    must_revalidate=must_revalidate, reason="ok")
+
+
+def _clamp(ttl: int, policy: CachePolicy) -> int:
+    return min(max(ttl, policy.min_ttl), policy.max_ttl)
+
+
+def surrogate_keys(value: str | None) -> frozenset[str]:
+    """Tags from a `Surrogate-Key` response header (space-separated)."""
+    if not value:
+        return frozenset()
+    return frozenset(value.split())
+
+
+# ---- Vary ----
+
+
+def vary_names(vary: str | None) -> tuple[str, ...] | None:
+    """Normalised (lowercase, sorted, unique) names of a Vary header; None for `Vary: *`."""
+    if not vary:
+        return ()
+    names = {n.strip().lower() for n in vary.split(",") if n.strip()}
+    if "*" in names:
+        return None
+    return tuple(sorted(names))
+
+
+def vary_key(names: Sequence[str], headers: Mapping[str, str]) -> str:
+    """Secondary key of a request for a response that varies on `names`.
+
+    Values are whitespace-normalised; Accept-Encoding is reduced to the coding it selects
+    (br / gzip / identity), so the thousands of browser spellings share a few variants.
+    """
+    parts = []
+    for name in names:
+        value = headers.get(name)
+        if value is None:
+            parts.append("\x01")
+        elif name == "accept-encoding":
+            parts.append(_normalised_ae(value))
+        else:
+            parts.append(" ".join(value.split()))
+    return "\x02".join(parts)
+
+
+def _normalised_ae(value: str) -> str:
+    return select_encoding(value, True, True) or "identity"
+
+
+# ---- Age and freshness ----
+
+
+def age(stored_at: float, now: float, origin_age: int = 0) -> int:
+    """Current age in whole seconds: the origin's Age at storage plus time resident here."""
+    resident = now - stored_at
+    return origin_age + (int(resident) if resident > 0 else 0)
+
+
+def is_fresh(ttl: int, current_age: int) -> bool:
+    return current_age < ttl
+
+
+def within_stale_while_revalidate(ttl: int, swr: int, current_age: int) -> bool:
+    return current_age < ttl + swr
+
+
+def within_stale_if_error(ttl: int, sie: int, current_age: int) -> bool:
+    return current_age < ttl + sie
+
+
+# ---- Viewer conditional requests ----
+
+
+def _etag_list(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _weak_equal(a: str, b: str) -> bool:
+    return (a[2:] if a.startswith("W/") else a) == (b[2:] if b.startswith("W/") else b)
+
+
+def not_modified(request_headers: Mapping[str, str], etag: str | None,
+                 last_modified: str | None) -> bool:
+    """Whether a GET/HEAD viewer's conditionals let the edge answer 304 (RFC 9110 13.2.2).
+
+    If-None-Match (weak comparison) takes precedence; If-Modified-Since is only looked at
+    without it.
+    """
+    inm = request_headers.get("if-none-match")
+    if inm is not None:
+        if etag is None:
+            return False
+        tags = _etag_list(inm)
+        return "*" in tags or any(_weak_equal(t, etag) for t in tags)
+    ims = request_headers.get("if-modified-since")
+    if ims is None or last_modified is None:
+        return False
+    since = parse_http_date(ims)
+    modified = parse_http_date(last_modified)
+    return since is not None and modified is not None and modified <= since
+
+
+def if_range_matches(if_range: str | None, etag: str | None,
+                     last_modified: str | None) -> bool:
+    """Whether a Range may be honoured under If-Range (strong comparison only)."""
+    if if_range is None:
+        return True
+    if_range = if_range.strip()
+    if if_range.startswith('"') or if_range.startswith("W/"):
+        return (etag is not None and not etag.startswith("W/")
+                and not if_range.startswith("W/") and if_range == etag)
+    if last_modified is None:
+        return False
+    a, b = parse_http_date(if_range), parse_http_date(last_modified)
+    return a is not None and a == b
+
+
+# ---- Ranges ----
+
+RANGE_NONE = "none"
+RANGE_SINGLE = "single"
+RANGE_MULTI = "multi"
+RANGE_UNSATISFIABLE = "unsatisfiable"
+MAX_RANGES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSpec:
+    """A parsed Range header against a representation of `size` bytes.
+
+    `ranges` hold inclusive (first, last) byte positions, in the viewer's order (coalesced
+    and sorted when they overlap). RANGE_NONE means "ignore the header, send 200".
+    """
+
+    kind: str
+    ranges: tuple[tuple[int, int], ...] = ()
+    size: int = 0
+
+    def content_range(self, index: int = 0) -> str:
+        first, last = self.ranges[index]
+        return f"bytes {first}-{last}/{self.size}"
+
+    def length(self, index: int = 0) -> int:
+        first, last = self.ranges[index]
+        return last - first + 1
+
+    def unsatisfied_range(self) -> str:
+        """Content-Range value of a 416."""
+        return f"bytes */{self.size}"
+
+
+def parse_range(header: str | None, size: int) -> RangeSpec:
+    """Range header to a RangeSpec (RFC 9110 14.2).
+
+    Syntax errors, other units, an empty representation and more than MAX_RANGES ranges
+    yield RANGE_NONE (serve the whole object, as the RFC allows); a valid header whose
+    ranges all start past the end yields RANGE_UNSATISFIABLE (416).
+    """
+    if not header or size <= 0:
+        return RangeSpec(RANGE_NONE, size=size)
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return RangeSpec(RANGE_NONE, size=size)
+    items = [s.strip() for s in spec.split(",")]
+    if len(items) > MAX_RANGES:
+        return RangeSpec(RANGE_NONE, size=size)
+    ranges: list[tuple[int, int]] = []
+    for item in items:
+        if not item:
+            continue
+        first_s, dash, last_s = item.partition("-")
+        first_s, last_s = first_s.strip(), last_s.strip()
+        if not dash or not (first_s.isdigit() or first_s == "") or \
+                not (last_s.isdigit() or last_s == ""):
+            return RangeSpec(RANGE_NONE, size=size)
+        if first_s == "":
+            if last_s == "":
+                return RangeSpec(RANGE_NONE, size=size)
+            suffix = int(last_s)
+            if suffix == 0:
+                continue
+            ranges.append((max(0, size - suffix), size - 1))
+            continue
+        first = int(first_s)
+        last = size - 1 if last_s == "" else int(last_s)
+        if last < first:
+            return RangeSpec(RANGE_NONE, size=size)
+        if first >= size:
+            continue
+        ranges.append((first, min(last, size - 1)))
+    if not ranges:
+        return RangeSpec(RANGE_UNSATISFIABLE, size=size)
+    if len(ranges) == 1:
+        return RangeSpec(RANGE_SINGLE, (ranges[0],), size)
+    ordered = sorted(ranges)
+    if any(ordered[i + 1][0] <= ordered[i][1] + 1 for i in range(len(ordered) - 1)):
+        merged = [ordered[0]]
+        for first, last in ordered[1:]:
+            if first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        ranges = merged
+    if len(ranges) == 1:
+        return RangeSpec(RANGE_SINGLE, (ranges[0],), size)
+    return RangeSpec(RANGE_MULTI, tuple(ranges), size)
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartPlan:
+    """A multipart/byteranges body: for each part its head bytes and the inclusive byte
+    range to copy after it, then `tail`. `length` is the exact Content-Length."""
+
+    content_type: str
+    parts: tuple[tuple[bytes, int, int], ...]
+    tail: bytes
+    length: int
+
+
+def multipart_plan(spec: RangeSpec, content_type: str | None, boundary: str) -> MultipartPlan:
+    parts = []
+    length = 0
+    ctype = f"Content-Type: {content_type}\r\n" if content_type else ""
+    for i, (first, last) in enumerate(spec.ranges):
+        head = (f"\r\n--{boundary}\r\n{ctype}"
+                f"Content-Range: bytes {first}-{last}/{spec.size}\r\n\r\n").encode("latin-1")
+        parts.append((head, first, last))
+        length += len(head) + last - first + 1
+    tail = f"\r\n--{boundary}--\r\n".encode("latin-1")
+    return MultipartPlan(
+        content_type=f"multipart/byteranges; boundary={boundary}",
+        parts=tuple(parts),
+        tail=tail,
+        length=length + len(tail),
+    )
+
+
+# ---- Invalidation ----
+
+_INVALIDATION_MEMO: dict[str, Callable[[str], bool]] = {}
+
+
+def compile_invalidation(pattern: str) -> Callable[[str], bool]:
+    """A matcher for an invalidation path: exact, or `*` anywhere matching any run of
+    characters (so `/*` is everything). Case-sensitive; the leading `/` is optional."""
+    if not pattern.startswith("/"):
+        pattern = "/" + pattern
+    if "*" not in pattern:
+        return pattern.__eq__
+    # `?` is literal in invalidation paths: escape it before reusing the behavior glob.
+    if "?" not in pattern:
+        return compile_glob(pattern)
+    rx = re.compile(".*".join(re.escape(p) for p in pattern.split("*")), re.DOTALL)
+    return lambda path: rx.fullmatch(path) is not None
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    matcher = _INVALIDATION_MEMO.get(pattern)
+    if matcher is None:
+        matcher = compile_invalidation(pattern)
+        _remember(_INVALIDATION_MEMO, pattern, matcher)
+    return matcher(path)
