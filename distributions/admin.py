@@ -1,0 +1,233 @@
+"""The Django admin: every model, distributions with their parts inline.
+
+Validation is the models' own (`full_clean` through the model forms) plus, for the rules
+that span a distribution's parts, `rules.check_distribution_structure`: the same rules
+the API applies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from . import rules, selectors, services
+from .models import (
+    Alias,
+    CacheBehavior,
+    CachePolicy,
+    ConfigVersion,
+    Distribution,
+    EdgeNode,
+    Invalidation,
+    Origin,
+    OriginGroup,
+    OriginRequestPolicy,
+    new_etag,
+)
+
+
+def _inline_rows(data: Any, prefix: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of another inline formset of the same POST, skipping deleted and empty ones."""
+    try:
+        total = int(data.get(f"{prefix}-TOTAL_FORMS", 0))
+    except (TypeError, ValueError):
+        return []
+    rows = []
+    for i in range(total):
+        if data.get(f"{prefix}-{i}-DELETE"):
+            continue
+        row = {field: (data.get(f"{prefix}-{i}-{field}") or "").strip() for field in fields}
+        if any(row.values()):
+            rows.append(row)
+    return rows
+
+
+class CacheBehaviorFormSet(BaseInlineFormSet):
+    """Checks the whole distribution: origins, groups and behaviors together."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        forms_in_order = sorted(
+            (f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")),
+            key=lambda f: (f.cleaned_data.get("position") or 0),
+        )
+        behaviors = [{"path_pattern": f.cleaned_data.get("path_pattern"),
+                      "target_origin_id": f.cleaned_data.get("target_origin_id")} for f in forms_in_order]
+        origins = _inline_rows(self.data, "origins", ("origin_id",))
+        groups = _inline_rows(self.data, "origin_groups", ("group_id", "primary_origin_id", "secondary_origin_id"))
+        errors = rules.check_distribution_structure(origins, groups, behaviors)
+        problems: list[str] = []
+        for section, found in errors.items():
+            if isinstance(found, str):
+                problems.append(found)
+                continue
+            for index, fields in found.items():
+                for field, message in fields.items():
+                    if section == "cache_behaviors":
+                        forms_in_order[index].add_error(field, message)
+                    else:
+                        problems.append(f"{section.replace('_', ' ')}: {message}")
+        if problems:
+            raise forms.ValidationError(problems)
+
+
+class AliasInline(admin.TabularInline):
+    model = Alias
+    extra = 0
+
+
+class OriginInline(admin.StackedInline):
+    model = Origin
+    extra = 0
+    fieldsets = (
+        (None, {"fields": ("origin_id", "kind", "domain_name", "origin_path", "protocol_policy",
+                           ("http_port", "https_port"), ("connect_timeout", "read_timeout", "connection_attempts"),
+                           "custom_headers")}),
+        ("S3", {"fields": ("bucket", "region", "endpoint_url", "access_key_id", "secret_access_key"),
+                "classes": ("collapse",)}),
+    )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest | None, **kwargs: Any) -> Any:
+        if db_field.name == "secret_access_key":
+            kwargs["widget"] = forms.PasswordInput(render_value=True)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+class OriginGroupInline(admin.TabularInline):
+    model = OriginGroup
+    extra = 0
+
+
+class CacheBehaviorInline(admin.TabularInline):
+    model = CacheBehavior
+    formset = CacheBehaviorFormSet
+    extra = 0
+    ordering = ("position",)
+    fields = ("position", "path_pattern", "target_origin_id", "viewer_protocol_policy", "allowed_methods",
+              "cached_methods", "cache_policy", "origin_request_policy", "compress")
+
+
+@admin.register(Distribution)
+class DistributionAdmin(admin.ModelAdmin):
+    list_display = ("id", "domain_name", "comment", "owner", "enabled", "status", "updated_at")
+    list_filter = ("enabled", "owner")
+    search_fields = ("id", "comment", "alias_set__name", "origins__domain_name")
+    readonly_fields = ("id", "domain_name", "status", "etag", "config_version", "created_at", "updated_at")
+    fields = ("id", "domain_name", "status", "owner", "comment", "enabled", "default_root_object",
+              "custom_error_responses", "etag", "config_version", "created_at", "updated_at")
+    inlines = (AliasInline, OriginInline, OriginGroupInline, CacheBehaviorInline)
+
+    @admin.display(description="status")
+    def status(self, obj: Distribution) -> str:
+        return selectors.distribution_status(obj, selectors.deployed_version_floor()) if obj.pk else "-"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
+        # Like the API: an enabled distribution must be disabled before it can be deleted.
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.enabled)
+
+    def save_model(self, request: HttpRequest, obj: Distribution, form: Any, change: bool) -> None:
+        if change:
+            obj.etag = new_etag()
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        services.config_changed(f"distribution {obj.id} {'updated' if change else 'created'} in the admin",
+                                [obj.id], request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Distribution) -> None:
+        services.distribution_delete(distribution=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:
+        enabled = list(queryset.filter(enabled=True).values_list("id", flat=True))
+        if enabled:
+            self.message_user(request, f"not deleted (enabled: disable first): {', '.join(enabled)}", messages.WARNING)
+        for obj in queryset.filter(enabled=False):
+            services.distribution_delete(distribution=obj, user=request.user)
+
+
+class _PolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "managed", "owner", "updated_at")
+    list_filter = ("managed",)
+    search_fields = ("name", "comment")
+    readonly_fields = ("managed", "created_at", "updated_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and (obj is None or not obj.managed)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.managed)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.id = uuid.uuid4()
+            if obj.owner_id is None:
+                obj.owner = request.user
+        super().save_model(request, obj, form, change)
+        users = sorted(set(obj.behaviors.values_list("distribution_id", flat=True)))
+        if change and users:
+            services.config_changed(f"{obj._meta.verbose_name} {obj.name} updated in the admin", users, request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.policy_delete(policy=obj)
+
+
+@admin.register(CachePolicy)
+class CachePolicyAdmin(_PolicyAdmin):
+    list_display = ("name", "managed", "owner", "min_ttl", "default_ttl", "max_ttl", "updated_at")
+
+
+@admin.register(OriginRequestPolicy)
+class OriginRequestPolicyAdmin(_PolicyAdmin):
+    pass
+
+
+@admin.register(Invalidation)
+class InvalidationAdmin(admin.ModelAdmin):
+    list_display = ("id", "distribution", "status", "created_at", "completed_at")
+    list_filter = ("status",)
+    search_fields = ("id", "distribution__id", "caller_reference")
+    readonly_fields = ("id", "status", "created_by", "created_at", "completed_at")
+    fields = ("id", "distribution", "paths", "tags", "caller_reference", "status", "created_by", "created_at",
+              "completed_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Invalidation, form: Any, change: bool) -> None:
+        created, _ = services.invalidation_create(distribution=obj.distribution, user=request.user, paths=obj.paths,
+                                                  tags=obj.tags, caller_reference=obj.caller_reference)
+        form.instance = created
+
+
+@admin.register(EdgeNode)
+class EdgeNodeAdmin(admin.ModelAdmin):
+    list_display = ("name", "pop", "url", "applied_version", "applied_at", "healthy", "last_seen", "last_error")
+    list_filter = ("healthy", "pop")
+    search_fields = ("name", "pop", "url")
+    readonly_fields = ("token_hash", "applied_version", "applied_at", "last_error", "last_seen", "healthy", "created_at")
+
+
+@admin.register(ConfigVersion)
+class ConfigVersionAdmin(admin.ModelAdmin):
+    list_display = ("version", "reason", "created_by", "created_at")
+    search_fields = ("reason",)
+    readonly_fields = ("version", "document", "reason", "created_by", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,325 @@
+"""The REST representation. Field rules come from the models (`full_clean`) and `rules.py`,
+so the API and the admin refuse the same input with the same words."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .. import rules, selectors
+from ..models import (
+    Alias,
+    CacheBehavior,
+    CachePolicy,
+    ConfigVersion,
+    Distribution,
+    EdgeNode,
+    Invalidation,
+    ListBehavior,
+    Origin,
+    OriginGroup,
+    OriginRequestPolicy,
+)
+
+
+def clean_model(instance: models.Model, exclude: list[str], rename: dict[str, str] | None = None) -> None:
+    """Run the model's own validation and re-raise it as field errors for DRF."""
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except DjangoValidationError as exc:
+        rename = rename or {}
+        errors: dict[str, list[str]] = {}
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(rename.get(field, field), []).extend(messages)
+        raise serializers.ValidationError(errors) from exc
+
+
+# ---- Policies ----
+
+@extend_schema_field(
+    {"type": "object", "properties": {"behavior": {"type": "string", "enum": [c.value for c in ListBehavior]},
+                                      "names": {"type": "array", "items": {"type": "string"}}},
+     "required": ["behavior"]}
+)
+class ListBlockField(serializers.Field):
+    """`{"behavior": ..., "names": [...]}`, stored flat as `<kind>_behavior` and `<kind>`."""
+
+    def __init__(self, kind: str, **kwargs: Any) -> None:
+        self.kind = kind
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> dict[str, Any]:
+        return value.block(self.kind)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('expected an object like {"behavior": "allowlist", "names": ["a"]}')
+        unknown = set(data) - {"behavior", "names"}
+        if unknown:
+            raise serializers.ValidationError(f"unknown key(s): {', '.join(sorted(unknown))}")
+        behavior = data.get("behavior")
+        if behavior not in ListBehavior.values:
+            raise serializers.ValidationError(f"behavior must be one of {ListBehavior.values}, not {behavior!r}")
+        names = data.get("names", [])
+        if not isinstance(names, list):
+            raise serializers.ValidationError("names must be a list of strings")
+        return {f"{self.kind}_behavior": behavior, self.kind: names}
+
+
+POLICY_RENAME = {f"{kind}_behavior": kind for kind in ("query_strings", "headers", "cookies")}
+
+
+class _PolicySerializer(serializers.ModelSerializer):
+    query_strings = ListBlockField("query_strings")
+    headers = ListBlockField("headers")
+    cookies = ListBlockField("cookies")
+    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+
+    common_fields = ("id", "name", "comment", "managed", "owner", "query_strings", "headers", "cookies",
+                     "created_at", "updated_at")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        model = self.Meta.model
+        instance = model(id=uuid.uuid4()) if self.instance is None else model.objects.get(pk=self.instance.pk)
+        for key, value in attrs.items():
+            setattr(instance, key, value)
+        clean_model(instance, exclude=["owner", "id"], rename=POLICY_RENAME)
+        for kind in ("query_strings", "headers", "cookies"):
+            if kind in attrs:
+                attrs[kind] = getattr(instance, kind)  # normalised: sorted, unique, headers lowercased
+        return attrs
+
+
+class CachePolicySerializer(_PolicySerializer):
+    class Meta:
+        model = CachePolicy
+        fields = _PolicySerializer.common_fields + ("min_ttl", "default_ttl", "max_ttl", "enable_gzip", "enable_brotli")
+        read_only_fields = ("id", "managed", "owner", "created_at", "updated_at")
+        validators: list[Any] = []
+
+
+class OriginRequestPolicySerializer(_PolicySerializer):
+    class Meta:
+        model = OriginRequestPolicy
+        fields = _PolicySerializer.common_fields
+        read_only_fields = ("id", "managed", "owner", "created_at", "updated_at")
+        validators: list[Any] = []
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class PolicyRefField(serializers.Field):
+    """A policy by id, or a managed (or own) policy by name; answered with the id."""
+
+    def __init__(self, model: type[CachePolicy] | type[OriginRequestPolicy], **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return str(value.pk)
+
+    def to_internal_value(self, data: Any) -> CachePolicy | OriginRequestPolicy:
+        if not isinstance(data, str) or not data:
+            raise serializers.ValidationError("give a policy id or the name of a managed policy")
+        user = self.context["request"].user
+        lister = selectors.cache_policy_list if self.model is CachePolicy else selectors.origin_request_policy_list
+        qs = lister(user)
+        try:
+            return qs.get(pk=uuid.UUID(data))
+        except (ValueError, self.model.DoesNotExist):
+            pass
+        found = qs.filter(name=data).order_by("-managed").first()
+        if found is None:
+            kind = self.model._meta.verbose_name
+            raise serializers.ValidationError(f"there is no {kind} with id or name {data!r} that you can use")
+        return found
+
+
+# ---- Distribution and its inline parts ----
+
+def _model_fields_from(attrs: dict[str, Any], instance: models.Model) -> dict[str, Any]:
+    return {key: getattr(instance, key) for key in attrs}
+
+
+class OriginSerializer(serializers.ModelSerializer):
+    has_credentials = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Origin
+        fields = ("origin_id", "kind", "domain_name", "origin_path", "http_port", "https_port", "protocol_policy",
+                  "connect_timeout", "read_timeout", "connection_attempts", "custom_headers",
+                  "bucket", "region", "endpoint_url", "access_key_id", "secret_access_key", "has_credentials")
+        extra_kwargs = {"access_key_id": {"write_only": True}, "secret_access_key": {"write_only": True}}
+        validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance = Origin(**attrs)
+        clean_model(instance, exclude=["distribution"])
+        cleaned = _model_fields_from(attrs, instance)
+        cleaned["domain_name"] = instance.domain_name
+        if instance.kind == "s3":
+            cleaned["region"] = instance.region
+        return cleaned
+
+
+class OriginGroupSerializer(serializers.ModelSerializer):
+    failover_status_codes = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+
+    class Meta:
+        model = OriginGroup
+        fields = ("group_id", "primary_origin_id", "secondary_origin_id", "failover_status_codes")
+        validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance = OriginGroup(**attrs)
+        clean_model(instance, exclude=["distribution"])
+        return _model_fields_from(attrs, instance)
+
+
+class CacheBehaviorSerializer(serializers.ModelSerializer):
+    cache_policy = PolicyRefField(CachePolicy)
+    origin_request_policy = PolicyRefField(OriginRequestPolicy, required=False, allow_null=True, default=None)
+
+    class Meta:
+        model = CacheBehavior
+        fields = ("path_pattern", "target_origin_id", "viewer_protocol_policy", "allowed_methods", "cached_methods",
+                  "cache_policy", "origin_request_policy", "compress")
+        validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance = CacheBehavior(**attrs)
+        clean_model(instance, exclude=["distribution", "position"])
+        return attrs
+
+
+class DistributionSerializer(serializers.ModelSerializer):
+    domain_name = serializers.CharField(read_only=True)
+    status = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    aliases = serializers.ListField(child=serializers.CharField(max_length=253), required=False, max_length=100)
+    origins = OriginSerializer(many=True)
+    origin_groups = OriginGroupSerializer(many=True, required=False)
+    cache_behaviors = CacheBehaviorSerializer(many=True)
+    custom_error_responses = serializers.JSONField(required=False)
+
+    class Meta:
+        model = Distribution
+        fields = ("id", "domain_name", "status", "etag", "owner", "comment", "enabled", "aliases",
+                  "default_root_object", "origins", "origin_groups", "cache_behaviors", "custom_error_responses",
+                  "config_version", "created_at", "updated_at")
+        read_only_fields = ("id", "etag", "config_version", "created_at", "updated_at")
+
+    def get_status(self, obj: Distribution) -> str:
+        floor = self.context.get("deployed_floor", None)
+        return selectors.distribution_status(obj, floor)
+
+    def to_representation(self, instance: Distribution) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["aliases"] = sorted(alias.name for alias in instance.alias_set.all())
+        data["cache_behaviors"] = CacheBehaviorSerializer(
+            sorted(instance.cache_behaviors.all(), key=lambda b: (b.path_pattern == "*", b.position)),
+            many=True, context=self.context).data
+        return data
+
+    def validate_aliases(self, value: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for name in value:
+            alias = Alias(name=name)
+            try:
+                alias.clean()
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.message_dict["name"]) from exc
+            if alias.name in cleaned:
+                raise serializers.ValidationError(f"alias {alias.name!r} is listed twice")
+            cleaned.append(alias.name)
+        return sorted(cleaned)
+
+    def validate_custom_error_responses(self, value: Any) -> list[dict[str, Any]]:
+        try:
+            rules.validate_custom_error_responses(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return rules.normalise_custom_error_responses(value)
+
+    def validate_default_root_object(self, value: str) -> str:
+        probe = Distribution(default_root_object=value)
+        try:
+            probe.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["default_root_object"]) from exc
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        current = self.instance
+        origins = attrs.get("origins")
+        if origins is None and current is not None:
+            origins = list(current.origins.values("origin_id"))
+        groups = attrs.get("origin_groups")
+        if groups is None:
+            groups = list(current.origin_groups.values()) if current is not None else []
+        behaviors = attrs.get("cache_behaviors")
+        if behaviors is None and current is not None:
+            behaviors = list(current.cache_behaviors.order_by("position").values("path_pattern", "target_origin_id"))
+        errors = rules.check_distribution_structure(origins or [], groups, behaviors or [])
+        if errors:
+            lengths = {"origins": len(origins or []), "origin_groups": len(groups), "cache_behaviors": len(behaviors or [])}
+            detail: dict[str, Any] = {}
+            for section, found in errors.items():
+                if isinstance(found, str):
+                    detail[section] = [found]
+                else:
+                    detail[section] = [
+                        {field: [message] for field, message in found.get(i, {}).items()} for i in range(lengths[section])
+                    ]
+            raise serializers.ValidationError(detail)
+        return attrs
+
+
+# ---- Invalidations, edges, versions ----
+
+class InvalidationSerializer(serializers.ModelSerializer):
+    paths = serializers.ListField(child=serializers.CharField(max_length=4096, trim_whitespace=False), required=False, default=list)
+    tags = serializers.ListField(child=serializers.CharField(max_length=1024), required=False, default=list)
+    caller_reference = serializers.CharField(max_length=128, required=False)
+    distribution_id = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invalidation
+        fields = ("id", "distribution_id", "paths", "tags", "caller_reference", "status", "created_at", "completed_at")
+        read_only_fields = ("id", "status", "created_at", "completed_at")
+        validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            rules.validate_invalidation_paths(attrs.get("paths", []), attrs.get("tags", []))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"paths": exc.messages}) from exc
+        try:
+            rules.validate_tags(attrs.get("tags", []))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"tags": exc.messages}) from exc
+        return attrs
+
+
+class EdgeNodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EdgeNode
+        fields = ("name", "pop", "url", "applied_version", "applied_at", "last_error", "last_seen", "healthy", "created_at")
+        read_only_fields = fields
+
+
+class ConfigVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = ConfigVersion
+        fields = ("version", "created_at", "created_by", "reason", "document")
+        read_only_fields = fields
+

@@ -1,0 +1,201 @@
+"""Thin views: parse, check preconditions, call a service, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import selectors, services
+from ..models import CachePolicy, ConfigVersion, Distribution, OriginRequestPolicy
+from .errors import PreconditionFailed, PreconditionRequired
+from .serializers import (
+    CachePolicySerializer,
+    ConfigVersionSerializer,
+    DistributionSerializer,
+    EdgeNodeSerializer,
+    InvalidationSerializer,
+    OriginRequestPolicySerializer,
+)
+
+IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
+                            description="The ETag from the last read; 428 without it, 412 when stale.")
+ETAG_ERRORS = {
+    412: OpenApiResponse(description="If-Match does not match the current ETag"),
+    428: OpenApiResponse(description="If-Match header missing"),
+}
+
+
+def _etag_header(distribution: Distribution) -> str:
+    return f'"{distribution.etag}"'
+
+
+def check_if_match(request: Request, distribution: Distribution) -> None:
+    header = request.headers.get("If-Match")
+    if not header:
+        raise PreconditionRequired()
+    candidates = [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")]
+    if "*" not in candidates and distribution.etag not in candidates:
+        raise PreconditionFailed()
+
+
+@extend_schema_view(
+    update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
+    partial_update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
+    destroy=extend_schema(parameters=[IF_MATCH], responses={
+        204: None, 409: OpenApiResponse(description="the distribution is enabled: disable it first"), **ETAG_ERRORS}),
+)
+class DistributionViewSet(viewsets.ModelViewSet):
+    """CloudFront-style distributions: origins, origin groups and ordered cache behaviors inline."""
+
+    serializer_class = DistributionSerializer
+    lookup_value_regex = "E[A-Z0-9]{13}"
+
+    def get_queryset(self) -> Any:
+        return selectors.distribution_list(self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["deployed_floor"] = selectors.deployed_version_floor()
+        return context
+
+    def _answer(self, distribution: Distribution, code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=distribution.pk)
+        response = Response(self.get_serializer(fresh).data, status=code)
+        response["ETag"] = _etag_header(fresh)
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._answer(self.get_object())
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        distribution = services.distribution_create(user=request.user, data=serializer.validated_data)
+        response = self._answer(distribution, status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(f"{distribution.pk}/")
+        return response
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        partial = kwargs.pop("partial", False)
+        distribution = self.get_object()
+        check_if_match(request, distribution)
+        serializer = self.get_serializer(distribution, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            locked = Distribution.objects.select_for_update().get(pk=distribution.pk)
+            check_if_match(request, locked)
+            services.distribution_update(distribution=locked, user=request.user, data=serializer.validated_data)
+        return self._answer(distribution)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        distribution = self.get_object()
+        with transaction.atomic():
+            locked = Distribution.objects.select_for_update().get(pk=distribution.pk)
+            check_if_match(request, locked)
+            services.distribution_delete(distribution=locked, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class _PolicyViewSet(viewsets.ModelViewSet):
+    model: type[CachePolicy] | type[OriginRequestPolicy]
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.policy_create(model=self.model, user=self.request.user, data=serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        if serializer.instance.managed:
+            raise PermissionError("managed policies are read-only")
+        serializer.instance = services.policy_update(policy=serializer.instance, user=self.request.user,
+                                                     data=serializer.validated_data)
+
+    def perform_destroy(self, instance: CachePolicy | OriginRequestPolicy) -> None:
+        services.policy_delete(policy=instance)
+
+    def check_object_permissions(self, request: Request, obj: Any) -> None:
+        super().check_object_permissions(request, obj)
+        if request.method not in permissions.SAFE_METHODS and obj.managed:
+            raise PermissionError("managed policies are read-only")
+
+
+class CachePolicyViewSet(_PolicyViewSet):
+    """Reusable cache policies: TTLs and the cache key. Managed ones are read-only."""
+
+    model = CachePolicy
+    serializer_class = CachePolicySerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.cache_policy_list(self.request.user).select_related("owner")
+
+
+class OriginRequestPolicyViewSet(_PolicyViewSet):
+    """Reusable origin request policies: what reaches the origin beyond the cache key."""
+
+    model = OriginRequestPolicy
+    serializer_class = OriginRequestPolicySerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.origin_request_policy_list(self.request.user).select_related("owner")
+
+
+@extend_schema(parameters=[OpenApiParameter("distribution_id", str, OpenApiParameter.PATH)])
+class InvalidationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                          viewsets.GenericViewSet):
+    """Invalidations of one distribution, by path (`*` wildcards) and by tag (Surrogate-Key)."""
+
+    serializer_class = InvalidationSerializer
+    lookup_field = "id"
+
+    def get_distribution(self) -> Distribution:
+        return get_object_or_404(selectors.distribution_list(self.request.user), pk=self.kwargs["distribution_id"])
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return selectors.invalidation_list(Distribution())
+        return selectors.invalidation_list(self.get_distribution())
+
+    @extend_schema(responses={201: InvalidationSerializer, 200: InvalidationSerializer,
+                              409: OpenApiResponse(description="caller_reference reused with another batch")})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        distribution = self.get_distribution()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        invalidation, created = services.invalidation_create(
+            distribution=distribution, user=request.user, paths=data.get("paths", []), tags=data.get("tags", []),
+            caller_reference=data.get("caller_reference"))
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(self.get_serializer(invalidation).data, status=code)
+
+
+class EdgeNodeViewSet(viewsets.ReadOnlyModelViewSet):
+    """The fleet: each edge's applied config version and health."""
+
+    serializer_class = EdgeNodeSerializer
+    lookup_field = "name"
+
+    def get_queryset(self) -> Any:
+        return selectors.edge_list()
+
+
+class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Immutable config versions (staff only). `document` is exactly what an edge agent reads."""
+
+    serializer_class = ConfigVersionSerializer
+    permission_classes = [permissions.IsAdminUser]
+    lookup_field = "version"
+    lookup_value_regex = "[0-9]+"
+    queryset = ConfigVersion.objects.select_related("created_by").order_by("-version")
+
+    @action(detail=False, methods=["get"])
+    def latest(self, request: Request) -> Response:
+        latest = selectors.config_version_latest()
+        if latest is None:
+            return Response({"detail": "no config version has been published yet"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(self.get_serializer(latest).data)

@@ -1,0 +1,118 @@
+"""Compile the database into the edge config document (docs/edge-config.md).
+
+`compile_document` is pure and deterministic: it reads only the objects it is given (loaded
+by `selectors.distributions_for_compile`), so the same state always gives byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from .models import METHOD_LISTS, CacheBehavior, CachePolicy, Distribution, Origin, OriginGroup, OriginRequestPolicy
+
+SCHEMA_VERSION = 1
+
+
+def compile_document(distributions: Iterable[Distribution], version: int) -> dict[str, Any]:
+    enabled = sorted((d for d in distributions if d.enabled), key=lambda d: d.id)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "version": version,
+        "distributions": [_distribution(d) for d in enabled],
+    }
+
+
+def document_body(document: dict[str, Any]) -> dict[str, Any]:
+    """The part of a document that a change can alter: everything but its version number."""
+    return {key: value for key, value in document.items() if key != "version"}
+
+
+def canonical_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def _distribution(d: Distribution) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "domain_name": d.domain_name,
+        "aliases": sorted(alias.name for alias in d.alias_set.all()),
+        "default_root_object": d.default_root_object,
+        "origins": [_origin(o) for o in sorted(d.origins.all(), key=lambda o: o.origin_id)],
+        "origin_groups": [_group(g) for g in sorted(d.origin_groups.all(), key=lambda g: g.group_id)],
+        "cache_behaviors": [_behavior(b) for b in _ordered_behaviors(d.cache_behaviors.all())],
+        "custom_error_responses": sorted(d.custom_error_responses, key=lambda e: e["error_code"]),
+    }
+
+
+def _ordered_behaviors(behaviors: Iterable[CacheBehavior]) -> list[CacheBehavior]:
+    return sorted(behaviors, key=lambda b: (b.path_pattern == "*", b.position, b.pk or 0))
+
+
+def _origin(o: Origin) -> dict[str, Any]:
+    return {
+        "id": o.origin_id,
+        "kind": o.kind,
+        "domain_name": o.domain_name,
+        "origin_path": o.origin_path,
+        "http_port": o.http_port,
+        "https_port": o.https_port,
+        "protocol_policy": o.protocol_policy,
+        "connect_timeout": o.connect_timeout,
+        "read_timeout": o.read_timeout,
+        "connection_attempts": o.connection_attempts,
+        "custom_headers": [{"name": h["name"], "value": h["value"]} for h in o.custom_headers],
+        "s3": (
+            {"bucket": o.bucket, "region": o.region or "us-east-1", "endpoint_url": o.effective_endpoint_url}
+            if o.kind == "s3"
+            else None
+        ),
+    }
+
+
+def _group(g: OriginGroup) -> dict[str, Any]:
+    return {
+        "id": g.group_id,
+        "primary": g.primary_origin_id,
+        "secondary": g.secondary_origin_id,
+        "failover_status_codes": sorted(g.failover_status_codes),
+    }
+
+
+def _behavior(b: CacheBehavior) -> dict[str, Any]:
+    return {
+        "path_pattern": b.path_pattern,
+        "target": b.target_origin_id,
+        "viewer_protocol_policy": b.viewer_protocol_policy,
+        "allowed_methods": METHOD_LISTS[b.allowed_methods],
+        "cached_methods": METHOD_LISTS[b.cached_methods],
+        "compress": b.compress,
+        "cache_policy": _cache_policy(b.cache_policy),
+        "origin_request_policy": _origin_request_policy(b.origin_request_policy) if b.origin_request_policy else None,
+    }
+
+
+def _cache_policy(p: CachePolicy) -> dict[str, Any]:
+    return {
+        "id": str(p.id),
+        "name": p.name,
+        "min_ttl": p.min_ttl,
+        "default_ttl": p.default_ttl,
+        "max_ttl": p.max_ttl,
+        "query_strings": p.block("query_strings"),
+        "headers": p.block("headers"),
+        "cookies": p.block("cookies"),
+        "enable_gzip": p.enable_gzip,
+        "enable_brotli": p.enable_brotli,
+    }
+
+
+def _origin_request_policy(p: OriginRequestPolicy) -> dict[str, Any]:
+    return {
+        "id": str(p.id),
+        "name": p.name,
+        "query_strings": p.block("query_strings"),
+        "headers": p.block("headers"),
+        "cookies": p.block("cookies"),
+    }

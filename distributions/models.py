@@ -1,0 +1,441 @@
+"""CloudFront's vocabulary as Django models.
+
+Per-field rules live in `rules.py` and are attached here as validators and in `clean()`,
+so the admin and the API refuse the same things with the same words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from . import rules
+
+ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def new_public_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(13))
+
+
+def new_distribution_id() -> str:
+    return new_public_id("E")
+
+
+def new_invalidation_id() -> str:
+    return new_public_id("I")
+
+
+def new_etag() -> str:
+    return new_public_id("E")
+
+
+# ---- Choices ----
+
+class OriginKind(models.TextChoices):
+    CUSTOM = "custom", "Custom (HTTP)"
+    S3 = "s3", "S3 bucket"
+
+
+class OriginProtocolPolicy(models.TextChoices):
+    HTTP_ONLY = "http-only"
+    HTTPS_ONLY = "https-only"
+    MATCH_VIEWER = "match-viewer"
+
+
+class ViewerProtocolPolicy(models.TextChoices):
+    ALLOW_ALL = "allow-all"
+    REDIRECT_TO_HTTPS = "redirect-to-https"
+    HTTPS_ONLY = "https-only"
+
+
+class AllowedMethods(models.TextChoices):
+    GET_HEAD = "GET_HEAD"
+    GET_HEAD_OPTIONS = "GET_HEAD_OPTIONS"
+    ALL = "ALL"
+
+
+class CachedMethods(models.TextChoices):
+    GET_HEAD = "GET_HEAD"
+    GET_HEAD_OPTIONS = "GET_HEAD_OPTIONS"
+
+
+METHOD_LISTS = {
+    "GET_HEAD": ["GET", "HEAD"],
+    "GET_HEAD_OPTIONS": ["GET", "HEAD", "OPTIONS"],
+    "ALL": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
+}
+
+
+class ListBehavior(models.TextChoices):
+    NONE = "none"
+    ALL = "all"
+    ALLOWLIST = "allowlist"
+    DENYLIST = "denylist"
+
+
+class Status(models.TextChoices):
+    IN_PROGRESS = "InProgress"
+    DEPLOYED = "Deployed"
+
+
+class InvalidationStatus(models.TextChoices):
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+
+
+# ---- Policies ----
+
+class _PolicyBase(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                              help_text="Empty for managed policies.")
+    name = models.CharField(max_length=128)
+    comment = models.CharField(max_length=255, blank=True)
+    managed = models.BooleanField(default=False, editable=False)
+    query_strings_behavior = models.CharField(max_length=16, choices=ListBehavior.choices, default=ListBehavior.NONE)
+    query_strings = models.JSONField(default=list, blank=True)
+    headers_behavior = models.CharField(max_length=16, choices=ListBehavior.choices, default=ListBehavior.NONE)
+    headers = models.JSONField(default=list, blank=True)
+    cookies_behavior = models.CharField(max_length=16, choices=ListBehavior.choices, default=ListBehavior.NONE)
+    cookies = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    header_behaviors: tuple[str, ...] = ("none", "all", "allowlist", "denylist")
+
+    class Meta:
+        abstract = True
+        ordering = ("-managed", "name")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.name in MANAGED_POLICY_NAMES and not self.managed:
+            errors["name"] = f"{self.name!r} is the name of a managed policy"
+        if self.headers_behavior not in self.header_behaviors:
+            errors["headers_behavior"] = (
+                f"headers behavior {self.headers_behavior!r} is not allowed here; use one of {list(self.header_behaviors)}"
+            )
+        for kind in ("query_strings", "headers", "cookies"):
+            try:
+                setattr(self, kind, rules.validate_name_list(
+                    getattr(self, f"{kind}_behavior"), getattr(self, kind) or [], kind=kind, lower=kind == "headers"))
+            except ValidationError as exc:
+                errors[kind] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+    def block(self, kind: str) -> dict[str, Any]:
+        return {"behavior": getattr(self, f"{kind}_behavior"), "names": list(getattr(self, kind))}
+
+
+class CachePolicy(_PolicyBase):
+    id = models.UUIDField(primary_key=True, editable=False)
+    min_ttl = models.BigIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(rules.MAX_TTL)])
+    default_ttl = models.BigIntegerField(default=86400, validators=[MinValueValidator(0), MaxValueValidator(rules.MAX_TTL)])
+    max_ttl = models.BigIntegerField(default=31536000, validators=[MinValueValidator(0), MaxValueValidator(rules.MAX_TTL)])
+    enable_gzip = models.BooleanField(default=True)
+    enable_brotli = models.BooleanField(default=True)
+
+    header_behaviors = ("none", "allowlist")
+
+    class Meta(_PolicyBase.Meta):
+        verbose_name_plural = "cache policies"
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_cache_policy_name_per_owner")]
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        try:
+            super().clean()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        for field, message in rules.validate_ttls(self.min_ttl, self.default_ttl, self.max_ttl).items():
+            errors.setdefault(field, []).append(message)
+        if errors:
+            raise ValidationError(errors)
+
+
+class OriginRequestPolicy(_PolicyBase):
+    id = models.UUIDField(primary_key=True, editable=False)
+
+    class Meta(_PolicyBase.Meta):
+        verbose_name_plural = "origin request policies"
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_origin_request_policy_name_per_owner")]
+
+
+MANAGED_POLICY_NAMES = frozenset({"CachingOptimized", "CachingDisabled", "AllViewer", "CORS-S3Origin"})
+
+
+# ---- Distribution and its parts ----
+
+class Distribution(models.Model):
+    id = models.CharField(primary_key=True, max_length=14, default=new_distribution_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="distributions")
+    comment = models.CharField(max_length=128, blank=True)
+    enabled = models.BooleanField(default=True)
+    default_root_object = models.CharField(max_length=255, blank=True)
+    custom_error_responses = models.JSONField(default=list, blank=True,
+                                              validators=[rules.validate_custom_error_responses])
+    etag = models.CharField(max_length=14, default=new_etag, editable=False)
+    config_version = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="The first config version that includes this distribution's last change.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.comment})" if self.comment else self.id
+
+    @property
+    def domain_name(self) -> str:
+        return f"{self.id.lower()}.{settings.CDN_DOMAIN_SUFFIX}"
+
+    def clean(self) -> None:
+        root = self.default_root_object
+        if root and (root.startswith("/") or any(c in root for c in "?# \r\n\0")):
+            raise ValidationError({"default_root_object": "default_root_object is an object name like 'index.html': no leading '/', '?', '#' or spaces"})
+        self.custom_error_responses = rules.normalise_custom_error_responses(self.custom_error_responses or [])
+
+
+class Alias(models.Model):
+    """An alternate domain name (CNAME); unique across every distribution."""
+
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="alias_set")
+    name = models.CharField(max_length=253, unique=True, error_messages={"unique": "this alias is already used by another distribution"})
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name_plural = "aliases"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            self.name = rules.validate_hostname(self.name, allow_wildcard=True, what="alias")
+        except ValidationError as exc:
+            raise ValidationError({"name": exc.messages}) from exc
+        if self.name.endswith("." + settings.CDN_DOMAIN_SUFFIX) or self.name == settings.CDN_DOMAIN_SUFFIX:
+            raise ValidationError({"name": f"aliases under {settings.CDN_DOMAIN_SUFFIX} are reserved for generated domain names"})
+
+
+class Origin(models.Model):
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="origins")
+    origin_id = models.CharField(max_length=128)
+    kind = models.CharField(max_length=8, choices=OriginKind.choices, default=OriginKind.CUSTOM)
+    domain_name = models.CharField(max_length=253, blank=True)
+    origin_path = models.CharField(max_length=255, blank=True, validators=[rules.validate_origin_path])
+    http_port = models.PositiveIntegerField(default=80, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    https_port = models.PositiveIntegerField(default=443, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    protocol_policy = models.CharField(max_length=16, choices=OriginProtocolPolicy.choices,
+                                       default=OriginProtocolPolicy.MATCH_VIEWER)
+    connect_timeout = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(10)])
+    read_timeout = models.PositiveSmallIntegerField(default=30, validators=[MinValueValidator(1), MaxValueValidator(60)])
+    connection_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(3)])
+    custom_headers = models.JSONField(default=list, blank=True, validators=[rules.validate_custom_headers])
+    bucket = models.CharField(max_length=63, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    endpoint_url = models.URLField(max_length=255, blank=True)
+    access_key_id = models.CharField(max_length=128, blank=True)
+    secret_access_key = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ("origin_id",)
+        constraints = [models.UniqueConstraint(fields=["distribution", "origin_id"], name="unique_origin_id_per_distribution")]
+
+    def __str__(self) -> str:
+        return self.origin_id
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.access_key_id and self.secret_access_key)
+
+    @property
+    def effective_endpoint_url(self) -> str:
+        return (self.endpoint_url or f"https://s3.{self.region or 'us-east-1'}.amazonaws.com").rstrip("/")
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if not rules.ORIGIN_ID.match(self.origin_id or ""):
+            errors["origin_id"] = "origin_id must be 1-128 letters, digits, '_', '.' or '-'"
+        if self.kind == OriginKind.S3:
+            if not self.bucket:
+                errors["bucket"] = "an s3 origin needs a bucket"
+            elif not rules.S3_BUCKET.match(self.bucket):
+                errors["bucket"] = "bucket must be 3-63 lowercase letters, digits, '.' or '-'"
+            if self.region and not rules.S3_REGION.match(self.region):
+                errors["region"] = f"{self.region!r} is not a region name like 'us-east-1'"
+            if bool(self.access_key_id) != bool(self.secret_access_key):
+                errors["secret_access_key"] = "access_key_id and secret_access_key go together"
+            if not self.region:
+                self.region = "us-east-1"
+            if not self.domain_name:
+                self.domain_name = f"{self.bucket}.s3.{self.region}.amazonaws.com"
+        else:
+            for field in ("bucket", "region", "endpoint_url", "access_key_id", "secret_access_key"):
+                if getattr(self, field):
+                    errors[field] = f"{field} is only for s3 origins"
+            if not self.domain_name:
+                errors["domain_name"] = "a custom origin needs a domain_name"
+        if self.domain_name and "domain_name" not in errors:
+            try:
+                self.domain_name = rules.validate_origin_host(self.domain_name)
+            except ValidationError as exc:
+                errors["domain_name"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+
+class OriginGroup(models.Model):
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="origin_groups")
+    group_id = models.CharField(max_length=128)
+    primary_origin_id = models.CharField(max_length=128)
+    secondary_origin_id = models.CharField(max_length=128)
+    failover_status_codes = models.JSONField(default=list, validators=[rules.validate_failover_codes])
+
+    class Meta:
+        ordering = ("group_id",)
+        constraints = [models.UniqueConstraint(fields=["distribution", "group_id"], name="unique_group_id_per_distribution")]
+
+    def __str__(self) -> str:
+        return self.group_id
+
+    def clean(self) -> None:
+        if not rules.ORIGIN_ID.match(self.group_id or ""):
+            raise ValidationError({"group_id": "group_id must be 1-128 letters, digits, '_', '.' or '-'"})
+        if isinstance(self.failover_status_codes, list):
+            self.failover_status_codes = sorted(self.failover_status_codes)
+
+
+class CacheBehavior(models.Model):
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="cache_behaviors")
+    position = models.PositiveIntegerField(default=0, help_text="Evaluation order; the default behavior ('*') is last.")
+    path_pattern = models.CharField(max_length=255, validators=[rules.validate_path_pattern])
+    target_origin_id = models.CharField(max_length=128, help_text="An origin id or origin group id of this distribution.")
+    viewer_protocol_policy = models.CharField(max_length=20, choices=ViewerProtocolPolicy.choices,
+                                              default=ViewerProtocolPolicy.ALLOW_ALL)
+    allowed_methods = models.CharField(max_length=20, choices=AllowedMethods.choices, default=AllowedMethods.GET_HEAD)
+    cached_methods = models.CharField(max_length=20, choices=CachedMethods.choices, default=CachedMethods.GET_HEAD)
+    cache_policy = models.ForeignKey(CachePolicy, on_delete=models.PROTECT, related_name="behaviors")
+    origin_request_policy = models.ForeignKey(OriginRequestPolicy, on_delete=models.PROTECT, null=True, blank=True,
+                                              related_name="behaviors")
+    compress = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("position", "id")
+
+    def __str__(self) -> str:
+        return self.path_pattern
+
+    def clean(self) -> None:
+        if self.cached_methods == CachedMethods.GET_HEAD_OPTIONS and self.allowed_methods == AllowedMethods.GET_HEAD:
+            raise ValidationError({"cached_methods": "OPTIONS can only be cached when allowed_methods includes OPTIONS"})
+
+
+# ---- Invalidations ----
+
+class Invalidation(models.Model):
+    """`seq` (the primary key) orders invalidations for the edges; `id` is the public id."""
+
+    seq = models.BigAutoField(primary_key=True)
+    id = models.CharField(max_length=14, unique=True, default=new_invalidation_id, editable=False)
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="invalidations")
+    paths = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    caller_reference = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=InvalidationStatus.choices, default=InvalidationStatus.IN_PROGRESS)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-seq",)
+        constraints = [models.UniqueConstraint(fields=["distribution", "caller_reference"], name="unique_caller_reference_per_distribution")]
+
+    def __str__(self) -> str:
+        return self.id
+
+    def clean(self) -> None:
+        try:
+            rules.validate_invalidation_paths(self.paths, self.tags)
+        except ValidationError as exc:
+            raise ValidationError({"paths": exc.messages}) from exc
+        try:
+            rules.validate_tags(self.tags)
+        except ValidationError as exc:
+            raise ValidationError({"tags": exc.messages}) from exc
+
+
+# ---- Edges and config versions ----
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class EdgeNode(models.Model):
+    name = models.CharField(max_length=64, unique=True,
+                            validators=[rules.validate_edge_name])
+    pop = models.CharField("PoP", max_length=16, help_text="Short location code, e.g. fra, iad, sin.")
+    url = models.URLField(max_length=255, help_text="Base URL of the edge's admin endpoint, e.g. http://127.0.0.1:9081.")
+    token_hash = models.CharField(max_length=64, editable=False)
+    applied_version = models.PositiveBigIntegerField(default=0)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    healthy = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pop})"
+
+    def set_token(self, token: str) -> None:
+        self.token_hash = hash_token(token)
+
+    def check_token(self, token: str) -> bool:
+        return secrets.compare_digest(self.token_hash, hash_token(token))
+
+
+class ConfigVersion(models.Model):
+    """An immutable snapshot of the edge config document; newer versions supersede, nothing edits."""
+
+    version = models.PositiveBigIntegerField(primary_key=True)
+    document = models.JSONField()
+    reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-version",)
+
+    def __str__(self) -> str:
+        return f"v{self.version}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("config versions are immutable")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("config versions are immutable")
+
+
+class ConfigState(models.Model):
+    """A single row locked while a version number is taken, so versions never collide."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_version = models.PositiveBigIntegerField(default=0)

@@ -1,0 +1,257 @@
+"""Writes. Every change that can affect the edges ends in `config_changed`, which publishes
+one new ConfigVersion after the surrounding transaction commits."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from . import selectors
+from .compiler import compile_document, document_body
+from .models import (
+    Alias,
+    CacheBehavior,
+    CachePolicy,
+    ConfigState,
+    ConfigVersion,
+    Distribution,
+    Invalidation,
+    Origin,
+    OriginGroup,
+    OriginRequestPolicy,
+    new_etag,
+)
+
+log = logging.getLogger(__name__)
+
+# Called with the new ConfigVersion after it is stored (the fleet's push task hooks in here).
+version_published_hooks: list[Callable[[ConfigVersion], None]] = []
+# Called with a new Invalidation after its transaction commits.
+invalidation_created_hooks: list[Callable[[Invalidation], None]] = []
+
+
+class Conflict(Exception):
+    """A request that clashes with existing state (HTTP 409); `detail` names what it clashes with."""
+
+    def __init__(self, detail: str, **conflict: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.conflict = conflict
+
+
+# ---- Config versions ----
+
+def config_changed(reason: str, distribution_ids: Iterable[str] = (), user: AbstractBaseUser | None = None) -> None:
+    """Publish a new config version once the current transaction commits (at once outside one).
+
+    Several calls in one transaction publish one version: the second finds the document
+    unchanged and only marks its distributions as included in the version already published.
+    """
+    ids = list(distribution_ids)
+    transaction.on_commit(lambda: config_version_publish(reason, ids, user))
+
+
+def config_version_publish(reason: str, distribution_ids: Iterable[str] = (), user: AbstractBaseUser | None = None) -> ConfigVersion | None:
+    """Compile the current state; store it as a new version unless it equals the newest one."""
+    ids = list(distribution_ids)
+    with transaction.atomic():
+        state, _ = ConfigState.objects.select_for_update().get_or_create(id=1)
+        latest = ConfigVersion.objects.filter(version=state.last_version).first()
+        candidate = compile_document(selectors.distributions_for_compile(), state.last_version + 1)
+        if latest is not None and document_body(latest.document) == document_body(candidate):
+            if ids:
+                Distribution.objects.filter(id__in=ids, config_version__lt=latest.version).update(config_version=latest.version)
+            return None
+        state.last_version += 1
+        state.save(update_fields=["last_version"])
+        version = ConfigVersion(version=state.last_version, document=candidate, reason=reason[:255],
+                                created_by=user if user is not None and user.is_authenticated else None)
+        version.save()
+        if ids:
+            Distribution.objects.filter(id__in=ids).update(config_version=version.version)
+        transaction.on_commit(lambda: _run_hooks(version_published_hooks, version))
+    log.info("published config version %s (%s)", version.version, reason)
+    return version
+
+
+def _run_hooks(hooks: list[Callable[[Any], None]], obj: Any) -> None:
+    for hook in hooks:
+        try:
+            hook(obj)
+        except Exception:  # a broken broker must not fail the API call: the beat task re-pushes
+            log.exception("hook %r failed for %r", hook, obj)
+
+
+# ---- Distributions ----
+
+def _check_aliases_free(aliases: list[str], distribution: Distribution | None, user: AbstractBaseUser) -> None:
+    taken = Alias.objects.filter(name__in=aliases).select_related("distribution")
+    if distribution is not None:
+        taken = taken.exclude(distribution=distribution)
+    for alias in taken:
+        other = alias.distribution
+        visible = getattr(user, "is_staff", False) or other.owner_id == user.pk
+        raise Conflict(
+            f"alias {alias.name!r} is already used by "
+            + (f"distribution {other.id}" if visible else "another distribution"),
+            alias=alias.name,
+            distribution=other.id if visible else None,
+        )
+
+
+def _write_children(distribution: Distribution, data: dict[str, Any]) -> None:
+    """Replace the inline lists that `data` carries (a PATCH may carry only some)."""
+    if "aliases" in data:
+        distribution.alias_set.all().delete()
+        Alias.objects.bulk_create(Alias(distribution=distribution, name=name) for name in data["aliases"])
+    if "origins" in data:
+        # Credentials are write-only: a read-modify-write that leaves them out keeps the stored ones.
+        kept = {o.origin_id: (o.access_key_id, o.secret_access_key) for o in distribution.origins.all() if o.has_credentials}
+        distribution.origins.all().delete()
+        for item in data["origins"]:
+            origin = Origin(distribution=distribution, **item)
+            if origin.kind == "s3" and "access_key_id" not in item and "secret_access_key" not in item:
+                origin.access_key_id, origin.secret_access_key = kept.get(origin.origin_id, ("", ""))
+            origin.save()
+    if "origin_groups" in data:
+        distribution.origin_groups.all().delete()
+        for item in data["origin_groups"]:
+            OriginGroup.objects.create(distribution=distribution, **item)
+    if "cache_behaviors" in data:
+        distribution.cache_behaviors.all().delete()
+        for position, item in enumerate(data["cache_behaviors"]):
+            CacheBehavior.objects.create(distribution=distribution, position=position, **item)
+
+
+SCALAR_FIELDS = ("comment", "enabled", "default_root_object", "custom_error_responses")
+
+
+@transaction.atomic
+def distribution_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Distribution:
+    _check_aliases_free(data.get("aliases", []), None, user)
+    distribution = Distribution(owner=user, **{k: data[k] for k in SCALAR_FIELDS if k in data})
+    distribution.save()
+    try:
+        with transaction.atomic():
+            _write_children(distribution, data)
+    except IntegrityError as exc:
+        raise Conflict("an alias of this distribution was taken by another distribution at the same moment") from exc
+    config_changed(f"distribution {distribution.id} created", [distribution.id], user)
+    return distribution
+
+
+@transaction.atomic
+def distribution_update(*, distribution: Distribution, user: AbstractBaseUser, data: dict[str, Any]) -> Distribution:
+    distribution = Distribution.objects.select_for_update().get(pk=distribution.pk)
+    if "aliases" in data:
+        _check_aliases_free(data["aliases"], distribution, user)
+    for key in SCALAR_FIELDS:
+        if key in data:
+            setattr(distribution, key, data[key])
+    distribution.etag = new_etag()
+    distribution.save()
+    try:
+        with transaction.atomic():
+            _write_children(distribution, data)
+    except IntegrityError as exc:
+        raise Conflict("an alias of this distribution was taken by another distribution at the same moment") from exc
+    config_changed(f"distribution {distribution.id} updated", [distribution.id], user)
+    return distribution
+
+
+@transaction.atomic
+def distribution_delete(*, distribution: Distribution, user: AbstractBaseUser | None = None) -> None:
+    distribution = Distribution.objects.select_for_update().get(pk=distribution.pk)
+    if distribution.enabled:
+        raise Conflict(f"distribution {distribution.id} is enabled: disable it first, then delete it",
+                       distribution=distribution.id)
+    distribution_id = distribution.id
+    distribution.delete()
+    config_changed(f"distribution {distribution_id} deleted", (), user)
+
+
+# ---- Policies ----
+
+PolicyModel = type[CachePolicy] | type[OriginRequestPolicy]
+
+
+@transaction.atomic
+def policy_create(*, model: PolicyModel, user: AbstractBaseUser, data: dict[str, Any]) -> CachePolicy | OriginRequestPolicy:
+    if model.objects.filter(owner=user, name=data["name"]).exists():
+        raise Conflict(f"you already have a policy named {data['name']!r}", name=data["name"])
+    policy = model(id=uuid.uuid4(), owner=user, **data)
+    policy.full_clean()
+    policy.save(force_insert=True)
+    return policy
+
+
+def _distribution_ids_using(policy: CachePolicy | OriginRequestPolicy) -> list[str]:
+    return sorted(set(policy.behaviors.values_list("distribution_id", flat=True)))
+
+
+@transaction.atomic
+def policy_update(*, policy: CachePolicy | OriginRequestPolicy, user: AbstractBaseUser, data: dict[str, Any]) -> CachePolicy | OriginRequestPolicy:
+    if policy.managed:
+        raise PermissionError("managed policies are read-only")
+    if "name" in data and data["name"] != policy.name and type(policy).objects.filter(owner=policy.owner, name=data["name"]).exists():
+        raise Conflict(f"you already have a policy named {data['name']!r}", name=data["name"])
+    for key, value in data.items():
+        setattr(policy, key, value)
+    policy.full_clean()
+    policy.save()
+    users = _distribution_ids_using(policy)
+    if users:
+        config_changed(f"{policy._meta.verbose_name} {policy.name} updated", users, user)
+    return policy
+
+
+@transaction.atomic
+def policy_delete(*, policy: CachePolicy | OriginRequestPolicy) -> None:
+    if policy.managed:
+        raise PermissionError("managed policies are read-only")
+    users = _distribution_ids_using(policy)
+    if users:
+        raise Conflict(f"policy {policy.name!r} is used by distribution(s) {', '.join(users)}",
+                       distributions=users)
+    try:
+        policy.delete()
+    except ProtectedError as exc:  # a behavior started using it meanwhile
+        raise Conflict(f"policy {policy.name!r} is in use") from exc
+
+
+# ---- Invalidations ----
+
+def invalidation_create(*, distribution: Distribution, user: AbstractBaseUser | None, paths: list[str],
+                        tags: list[str], caller_reference: str | None) -> tuple[Invalidation, bool]:
+    """Create an invalidation, or return the one made earlier with the same caller_reference.
+
+    Like CloudFront, reusing a caller_reference with a different batch is a conflict.
+    """
+    reference = caller_reference or uuid.uuid4().hex
+    existing = Invalidation.objects.filter(distribution=distribution, caller_reference=reference).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                invalidation = Invalidation(distribution=distribution, paths=paths, tags=tags,
+                                            caller_reference=reference, created_by=user)
+                invalidation.full_clean()
+                invalidation.save()
+                transaction.on_commit(lambda: _run_hooks(invalidation_created_hooks, invalidation))
+            return invalidation, True
+        except IntegrityError:
+            existing = Invalidation.objects.get(distribution=distribution, caller_reference=reference)
+    if existing.paths != paths or existing.tags != tags:
+        raise Conflict(f"caller_reference {reference!r} was already used for invalidation {existing.id} with other paths or tags",
+                       invalidation=existing.id)
+    return existing, False
+
+
+def invalidation_complete(invalidation: Invalidation) -> None:
+    Invalidation.objects.filter(pk=invalidation.pk, status="InProgress").update(status="Completed", completed_at=timezone.now())
