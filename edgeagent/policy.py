@@ -95,7 +95,9 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
     policy = behavior.cache_policy
     key = f"{dist.id}\x00{_METHOD_CLASS.get(method, method)}\x00{path}"
     if policy.query_strings.behavior != "none" and query:
-        key += "\x00q" + key_query(policy, query)
+        selected = key_query(policy, query)
+        if selected:
+            key += "\x00q" + selected
     if policy.headers.behavior != "none":
         parts = []
         for name in policy.headers.names:
@@ -105,7 +107,9 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
     if policy.cookies.behavior != "none":
         cookie = headers.get("cookie")
         if cookie:
-            key += "\x00c" + key_cookies(policy, cookie)
+            selected = key_cookies(policy, cookie)
+            if selected:
+                key += "\x00c" + selected
     if policy.enable_gzip or policy.enable_brotli:
         enc = key_encoding(headers.get("accept-encoding"), policy)
         if enc:
@@ -678,12 +682,11 @@ def parse_range(header: str | None, size: int) -> RangeSpec:
             ranges.append((max(0, size - suffix), size - 1))
             continue
         first = int(first_s)
-        last = size - 1 if last_s == "" else int(last_s)
-        if last < first:
+        if last_s != "" and int(last_s) < first:
             return RangeSpec(RANGE_NONE, size=size)
         if first >= size:
             continue
-        ranges.append((first, min(last, size - 1)))
+        ranges.append((first, size - 1 if last_s == "" else min(int(last_s), size - 1)))
     if not ranges:
         return RangeSpec(RANGE_UNSATISFIABLE, size=size)
     if len(ranges) == 1:
