@@ -16,9 +16,11 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(PY) -m controlplane.run
 
+# DEBUG=true only lets settings generate a local SECRET_KEY under var/; pytest-django
+# still runs every test with DEBUG off, as production does.
 test: $(STAMP)
 	$(PY) -m mypy edgeagent
-	$(PY) -m pytest $(PYTEST_ARGS)
+	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -1,0 +1,42 @@
+"""First-start set-up for a local cluster: an `admin` user with a generated password and an
+API token, written to var/credentials.json. Later runs reuse the file and change nothing."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Create the admin user and its API token once; print them and keep them in var/credentials.json."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--username", default="admin")
+
+    def handle(self, *args: Any, username: str, **options: Any) -> None:
+        path = Path(settings.VAR_DIR) / "credentials.json"
+        credentials = json.loads(path.read_text()) if path.exists() else {}
+        user = User.objects.filter(username=username).first()
+        if user is None or credentials.get("username") != username:
+            password = secrets.token_urlsafe(12)
+            if user is None:
+                user = User.objects.create_superuser(username, email="", password=password)
+            else:
+                user.set_password(password)
+                user.save()
+            token, _ = Token.objects.get_or_create(user=user)
+            credentials = {"username": username, "password": password, "token": token.key}
+            path.write_text(json.dumps(credentials, indent=2) + "\n")
+            path.chmod(0o600)
+        else:
+            token, _ = Token.objects.get_or_create(user=user, defaults={"key": credentials.get("token") or Token.generate_key()})
+            credentials["token"] = token.key
+            path.write_text(json.dumps(credentials, indent=2) + "\n")
+        self.stdout.write(json.dumps(credentials))
