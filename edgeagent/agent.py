@@ -1,0 +1,196 @@
+"""The edge agent: owns the running config, the store, the counters and the listeners.
+
+Everything that changes what the edge serves goes through `Agent.apply_config` and
+`Agent.apply_invalidation`, whoever calls them (the admin API today, the control-plane
+link later), so validation, persistence and counting happen in one place. A config swap
+is one attribute assignment: each request reads `agent.config` once when it starts and
+keeps that object, so in-flight requests finish on the config they began with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import metrics as metrics_mod
+from .admin import InvalidDocumentError, StaleConfigError, start_admin
+from .cli import Settings
+from .config import ConfigError, EdgeConfig, parse_document
+from .origin import OriginClient
+from .proxy import Proxy
+from .server import start_server
+from .store import Store
+
+log = logging.getLogger("edgeagent")
+
+CONFIG_FILE = "edge-config.json"
+INVALIDATIONS_FILE = "invalidations.json"
+REMEMBERED_INVALIDATIONS = 10_000
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Agent:
+    """One edge process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.pop = settings.pop
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.config: EdgeConfig | None = None
+        self.metrics = metrics_mod.Metrics()
+        self.store = Store(
+            memory_bytes=settings.memory_cache_bytes,
+            disk_dir=settings.cache_dir / "objects",
+            disk_bytes=settings.disk_cache_bytes,
+            memory_object_max=settings.memory_object_max,
+        )
+        self.origins = OriginClient()
+        self.proxy = Proxy(self)
+        self.applied_invalidations: dict[int, float] = self._load_invalidations()
+        self._stop = asyncio.Event()
+        self._viewer: asyncio.Server | None = None
+        self._admin: web.AppRunner | None = None
+
+    # ---- config ----
+
+    @property
+    def version(self) -> int:
+        return self.config.version if self.config is not None else 0
+
+    def document(self) -> dict[str, Any] | None:
+        return self.config.document if self.config is not None else None
+
+    def load_initial_config(self) -> None:
+        """The newer of the persisted last good config and `--config FILE`.
+
+        A pushed config newer than the file survives a restart, and an unreachable control
+        plane never leaves a restarted edge without a config.
+        """
+        candidates: list[tuple[str, EdgeConfig]] = []
+        sources = [("persisted", self.settings.cache_dir / CONFIG_FILE)]
+        if self.settings.config_file is not None:
+            sources.append(("file", self.settings.config_file))
+        for label, path in sources:
+            if not path.exists():
+                continue
+            try:
+                candidates.append((label, parse_document(json.loads(path.read_bytes()))))
+            except (OSError, ValueError) as exc:
+                log.error("ignoring %s config %s: %s", label, path, exc)
+        if not candidates:
+            log.warning("no config yet: every host gets 404 until one is pushed")
+            return
+        label, best = max(candidates, key=lambda c: (c[1].version, c[0] == "file"))
+        self.config = best
+        self._persist(best.document)
+        log.info("serving config version %d (%s)", best.version, label)
+
+    def apply_config(self, doc: object) -> int:
+        """Validate, persist, swap; the running config is untouched unless all three succeed."""
+        try:
+            new = parse_document(doc)
+        except ConfigError as exc:
+            self.metrics.config_rejected += 1
+            raise InvalidDocumentError(str(exc)) from exc
+        current = self.config
+        if current is not None:
+            if new.version < current.version:
+                self.metrics.config_rejected += 1
+                raise StaleConfigError(f"version {new.version} is older than the running version {current.version}")
+            if new.version == current.version:
+                return current.version
+        self._persist(new.document)
+        self.config = new
+        self.metrics.config_applied += 1
+        log.info("config version %d applied", new.version)
+        return new.version
+
+    def _persist(self, doc: dict[str, Any]) -> None:
+        write_atomically(self.settings.cache_dir / CONFIG_FILE, json.dumps(doc, sort_keys=True).encode())
+
+    # ---- invalidations ----
+
+    def _load_invalidations(self) -> dict[int, float]:
+        path = self.settings.cache_dir / INVALIDATIONS_FILE
+        try:
+            raw = json.loads(path.read_bytes())
+            return {int(k): float(v) for k, v in raw.items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def apply_invalidation(self, inv_id: int, distribution_id: str, paths: list[str], tags: list[str]) -> int:
+        """Remove matching objects from both tiers; a repeated id is a no-op so retries are safe."""
+        if inv_id in self.applied_invalidations:
+            return 0
+        self.proxy.invalidated(distribution_id)
+        removed = self.store.invalidate(distribution_id, paths, tags)
+        self.applied_invalidations[inv_id] = time.time()
+        if len(self.applied_invalidations) > REMEMBERED_INVALIDATIONS:
+            oldest = sorted(self.applied_invalidations.items(), key=lambda item: item[1])
+            self.applied_invalidations = dict(oldest[-REMEMBERED_INVALIDATIONS:])
+        write_atomically(
+            self.settings.cache_dir / INVALIDATIONS_FILE,
+            json.dumps({str(k): v for k, v in self.applied_invalidations.items()}).encode(),
+        )
+        self.metrics.invalidations_applied += 1
+        self.metrics.objects_invalidated += removed
+        log.info("invalidation %d on %s removed %d objects", inv_id, distribution_id, removed)
+        return removed
+
+    # ---- metrics ----
+
+    def metrics_text(self) -> str:
+        return metrics_mod.render(self.metrics, self.name, self.pop, self.version, self.store.stats)
+
+    # ---- lifecycle ----
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self.load_initial_config()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        host, port = self.settings.listen
+        self._viewer = await start_server(self.proxy, host, port)
+        admin_host, admin_port = self.settings.admin_listen
+        self._admin = await start_admin(self, self.settings.token, admin_host, admin_port)
+        viewer_addr = self._viewer.sockets[0].getsockname()
+        admin_addr = self._admin.addresses[0]
+        log.info(
+            "edge ready: viewer=%s:%d admin=%s:%d name=%s pop=%s version=%d",
+            viewer_addr[0], viewer_addr[1], admin_addr[0], admin_addr[1], self.name, self.pop, self.version,
+        )  # fmt: skip
+        await self._stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight responses finish (bounded), then flush and close."""
+        log.info("shutting down: waiting up to %.0fs for in-flight requests", self.settings.shutdown_timeout)
+        if self._viewer is not None:
+            self._viewer.close()
+        await self.proxy.drain(self.settings.shutdown_timeout)
+        if self._admin is not None:
+            await self._admin.cleanup()
+        await self.origins.close()
+        self.store.close()
+        log.info("stopped")

@@ -1,0 +1,1144 @@
+"""Request handling: routing, the hit fast path, the miss path and pass-through.
+
+The hot path is `Proxy.fast`: synchronous, called from the parser callback, answering a
+fresh memory hit with one `writelines` of the object's pre-serialised head (built once per
+stored object), a per-request tail (Age, X-Request-Id) and the body bytes. Everything else
+(conditionals, ranges, disk bodies, misses, revalidation, errors, writes) runs in
+`Proxy.handle` as a task, with the same headers and semantics.
+
+Misses are collapsed: one `Fill` per cache key fetches from the origin, streams the body
+into the store and to every viewer subscribed to it, pausing for the slowest subscriber
+so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Protocol
+
+import brotli
+
+from . import policy
+from .config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
+from .metrics import DistributionStats
+from .origin import OriginError, OriginResponse, origin_url
+from .server import ClientDisconnected, HttpConnection, Request
+from .store import CachedObject, ObjectMeta, Writer
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+log = logging.getLogger("edgeagent.proxy")
+
+FILE_CHUNK = 256 * 1024
+SUBSCRIBER_BUFFER = 1024 * 1024
+REPLAY_LIMIT = 8 * 1024 * 1024
+ERROR_PAGE_LIMIT = 1024 * 1024
+BIG_OBJECT_MEMORY = 300.0
+STALE_ON_ERROR_STATUSES = frozenset({500, 502, 503, 504})
+
+# Never replayed from a stored response: the edge computes them per response.
+_NOT_STORED = frozenset({"age", "content-length", "x-cache", "x-edge-location", "x-request-id", "connection"})
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+def reason(status: int) -> str:
+    return _REASONS.get(status, "Unknown")
+
+
+class _DateCache:
+    """The Date header value, formatted at most once per second."""
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.value = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.value = formatdate(second, usegmt=True)
+        return self.value
+
+
+DATE = _DateCache()
+
+
+def _lower_map(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
+# ---- Per-request context ----
+
+
+class Ctx:
+    """A request routed to its distribution and behavior, with the config it started on."""
+
+    __slots__ = ("req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key")
+
+    def __init__(
+        self,
+        req: Request,
+        conn: HttpConnection,
+        config: EdgeConfig,
+        dist: Distribution,
+        behavior: Behavior,
+        path: str,
+        scheme: str,
+        stats: DistributionStats,
+    ) -> None:
+        self.req = req
+        self.conn = conn
+        self.config = config
+        self.dist = dist
+        self.behavior = behavior
+        self.path = path
+        self.scheme = scheme
+        self.stats = stats
+        self.head_only = req.method == "HEAD"
+        self.key = ""
+
+
+# ---- Collapsed origin fetches ----
+
+
+@dataclass
+class FillHead:
+    """What a fill learned from the origin, handed to every subscriber.
+
+    kind: `stream` (a body follows through the subscription), `object` (serve `obj`:
+    a RefreshHit or a stale object), `error` (502/504), `pass` (this response cannot be
+    shared or cached: each waiter fetches on its own).
+    """
+
+    kind: str
+    status: int = 0
+    headers: list[tuple[str, str]] | None = None
+    length: int | None = None
+    result: str = "Miss"
+    obj: CachedObject | None = None
+    error: OriginError | None = None
+    shareable: bool = True
+    stale: bool = False
+
+
+class Subscription:
+    """One viewer's cursor into a fill's body."""
+
+    __slots__ = ("chunks", "pending", "_wake", "_drained", "owner", "closed")
+
+    def __init__(self, chunks: list[bytes], owner: bool) -> None:
+        self.chunks: deque[bytes] = deque(chunks)
+        self.pending = sum(len(c) for c in chunks)
+        self._wake: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self.owner = owner
+        self.closed = False
+
+    def push(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.pending += len(chunk)
+        self.wake()
+
+    def wake(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def wait_drained(self) -> None:
+        while self.pending > SUBSCRIBER_BUFFER and not self.closed:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+
+    def _mark_drained(self) -> None:
+        if self._drained is not None and not self._drained.done() and self.pending <= SUBSCRIBER_BUFFER:
+            self._drained.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        self.chunks.clear()
+        self.pending = 0
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def iterate(self, fill: Fill) -> AsyncIterator[bytes]:
+        while True:
+            while self.chunks:
+                chunk = self.chunks.popleft()
+                self.pending -= len(chunk)
+                self._mark_drained()
+                yield chunk
+            if fill.error is not None:
+                raise fill.error
+            if fill.finished:
+                return
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+
+
+class Fill:
+    """One origin fetch for one cache key, shared by every concurrent miss on that key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.head: asyncio.Future[FillHead] = asyncio.get_running_loop().create_future()
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.subscribers: list[Subscription] = []
+        self.finished = False
+        self.error: BaseException | None = None
+        self.done = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    def subscribe(self, owner: bool = False) -> Subscription | None:
+        """None once the beginning of a large body is gone: the caller waits for `done`."""
+        if self.replay is None:
+            return None
+        sub = Subscription(self.replay, owner)
+        self.subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+
+    async def publish(self, chunk: bytes) -> None:
+        if self.replay is not None:
+            self.replay.append(chunk)
+            self.replay_size += len(chunk)
+            if self.replay_size > REPLAY_LIMIT:
+                self.replay = None
+        for sub in self.subscribers:
+            sub.push(chunk)
+        for sub in list(self.subscribers):
+            await sub.wait_drained()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.finished = True
+        self.error = error
+        self.replay = None
+        for sub in self.subscribers:
+            sub.wake()
+        if not self.head.done():
+            self.head.set_result(FillHead("error", error=OriginError("?", repr(error), False)))
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+# ---- Encoders for compression at the edge ----
+
+
+class Encoder(Protocol):
+    def feed(self, data: bytes) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+
+class GzipEncoder:
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
+
+    def feed(self, data: bytes) -> bytes:
+        return self._z.compress(data)
+
+    def end(self) -> bytes:
+        return self._z.flush()
+
+
+class BrotliEncoder:
+    def __init__(self) -> None:
+        self._c = brotli.Compressor(quality=5)
+
+    def feed(self, data: bytes) -> bytes:
+        return bytes(self._c.process(data))
+
+    def end(self) -> bytes:
+        return bytes(self._c.finish())
+
+
+def make_encoder(encoding: str) -> Encoder:
+    return BrotliEncoder() if encoding == "br" else GzipEncoder()
+
+
+# ---- The proxy ----
+
+
+class Proxy:
+    """The viewer-facing application behind server.HttpConnection."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.store = agent.store
+        self.name = agent.name
+        self.closing = False
+        self.connections: set[HttpConnection] = set()
+        self.fills: dict[str, Fill] = {}
+        self.background: set[asyncio.Task[None]] = set()
+        self.big_objects: dict[str, float] = {}
+        self.via = f"1.1 {agent.name} (edgeagent)"
+        self.location_line = f"X-Edge-Location: {agent.pop}\r\n".encode("latin-1")
+        self.edge_lines = f"Via: {self.via}\r\n".encode("latin-1") + self.location_line
+        self.x_cache = {
+            r: f"X-Cache: {r} from {agent.name}\r\n".encode("latin-1") for r in ("Hit", "Miss", "RefreshHit", "Error")
+        }
+        self.settings = agent.settings
+        self._boundary_counter = 0
+
+    # -- connection bookkeeping (server.Application) --
+
+    def connection_opened(self, conn: HttpConnection) -> None:
+        self.connections.add(conn)
+        self.agent.metrics.connections_open += 1
+        self.agent.metrics.connections_total += 1
+
+    def connection_closed(self, conn: HttpConnection) -> None:
+        self.connections.discard(conn)
+        self.agent.metrics.connections_open -= 1
+
+    # ---- the hit fast path ----
+
+    def fast(self, req: Request, conn: HttpConnection) -> bool:
+        """Answer a fresh memory hit synchronously; False hands the request to `handle`."""
+        if req.bad:
+            self.agent.metrics.bad_requests += 1
+            conn.write(
+                self._simple_bytes(req, 400, f"400 Bad Request: {req.bad}.", "Error", keep_alive=False)
+            )
+            return True
+        method = req.method
+        if method != "GET" and method != "HEAD":
+            return False
+        config = self.agent.config
+        if config is None:
+            return False
+        headers = req.headers
+        dist = config.find_distribution(headers.get("host", ""))
+        if dist is None:
+            return False
+        path = req.path
+        if path == "/" and dist.root_path:
+            path = dist.root_path
+        behavior = dist.match_behavior(path)
+        if (
+            behavior.viewer_protocol_policy != "allow-all"
+            or method not in behavior.cached_methods
+            or "range" in headers
+            or "if-none-match" in headers
+            or "if-modified-since" in headers
+        ):
+            return False
+        obj = self.store.lookup(policy.cache_key(dist, behavior, method, path, req.query, headers), headers)
+        if obj is None:
+            return False
+        body = obj.body
+        if body is None:
+            return False
+        meta = obj.meta
+        resident = time.time() - meta.stored_at
+        age = meta.origin_age + (int(resident) if resident > 0 else 0)
+        if age >= meta.ttl:
+            return False
+        head = obj.head
+        if head is None:
+            head = obj.head = self._object_head(obj, "Hit")
+        tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, req.request_id.encode("latin-1"))
+        if not conn.keep_alive(req):
+            tail = b"Connection: close\r\n" + tail
+        stats = self.agent.metrics.for_distribution(dist.id)
+        stats.hit += 1
+        stats.count_status(meta.status)
+        if method == "HEAD" or meta.status in (204, 304):
+            conn.write(head + tail)
+        else:
+            conn.writelines((head, tail, body))
+            stats.bytes_out += len(body)
+        return True
+
+    def _object_head(self, obj: CachedObject, result: str, status: int | None = None) -> bytes:
+        """Status line and headers of a stored object, with the edge's own fields."""
+        meta = obj.meta
+        code = meta.status if status is None else status
+        parts = [f"HTTP/1.1 {code} {reason(code)}\r\n"]
+        via = ""
+        for name, value in meta.headers:
+            if name.lower() == "via":
+                via = value
+                continue
+            parts.append(f"{name}: {value}\r\n")
+        parts.append(f"Content-Length: {obj.size}\r\n")
+        parts.append(f"Via: {via + ', ' if via else ''}{self.via}\r\n")
+        head = "".join(parts).encode("latin-1")
+        return head + self.x_cache[result] + self.location_line
+
+    # ---- the slow path ----
+
+    async def handle(self, req: Request, conn: HttpConnection) -> None:
+        if req.bad:
+            self.fast(req, conn)
+            return
+        config = self.agent.config
+        if config is None:
+            self.agent.metrics.unknown_host += 1
+            await self._send_simple(req, conn, 404, "404 Not Found: this edge has no configuration yet.", "Error")
+            return
+        dist = config.find_distribution(req.headers.get("host", ""))
+        if dist is None:
+            self.agent.metrics.unknown_host += 1
+            await self._send_simple(req, conn, 404, "404 Not Found: no distribution serves this host.", "Error")
+            return
+        scheme = "http"
+        if self.settings.trust_forwarded_proto and req.headers.get("x-forwarded-proto", "").lower() == "https":
+            scheme = "https"
+        path = req.path
+        behavior = dist.match_behavior(path)
+        stats = self.agent.metrics.for_distribution(dist.id)
+        ctx = Ctx(req, conn, config, dist, behavior, path, scheme, stats)
+        if scheme == "http" and behavior.viewer_protocol_policy != "allow-all":
+            if behavior.viewer_protocol_policy == "https-only":
+                await self._error(ctx, 403, "403 Forbidden: this resource is only served over HTTPS.")
+                return
+            host = req.headers.get("host", dist.domain_name)
+            location = f"https://{host.split(':')[0] if not host.startswith('[') else host}{req.target}"
+            await self._send_simple(
+                req, conn, 301, "301 Moved Permanently.", "Error", extra=[("Location", location)], stats=stats
+            )
+            return
+        if req.method not in behavior.allowed_methods:
+            await self._error(
+                ctx, 403, f"403 Forbidden: method {req.method} is not allowed here.", [("Allow", behavior.allow_header)]
+            )
+            return
+        if path == "/" and dist.root_path:
+            ctx.path = dist.root_path
+        try:
+            if req.method in behavior.cached_methods:
+                await self._cached(ctx)
+            else:
+                await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
+        except OriginError as exc:
+            stats.origin_failures += 1
+            await self._origin_failed(ctx, exc)
+
+    # ---- cached methods ----
+
+    async def _cached(self, ctx: Ctx) -> None:
+        req = ctx.req
+        key = ctx.key = policy.cache_key(ctx.dist, ctx.behavior, req.method, ctx.path, req.query, req.headers)
+        now = time.time()
+        obj = self.store.lookup(key, req.headers)
+        if obj is not None:
+            meta = obj.meta
+            age = policy.age(meta.stored_at, now, meta.origin_age)
+            if policy.is_fresh(meta.ttl, age):
+                await self._serve_object(ctx, obj, "Hit")
+                return
+            if meta.stale_while_revalidate and policy.within_stale_while_revalidate(
+                meta.ttl, meta.stale_while_revalidate, age
+            ):
+                self._start_fill(ctx, key, obj)
+                ctx.stats.stale_served += 1
+                await self._serve_object(ctx, obj, "Hit")
+                return
+        range_header = req.headers.get("range")
+        if range_header is not None and self.big_objects.get(key, 0) > now:
+            await self._pass(ctx, write=False)
+            return
+        fill = self.fills.get(key)
+        owner = fill is None
+        if fill is None:
+            fill = self._start_fill(ctx, key, obj, ranged=range_header is not None)
+        else:
+            ctx.stats.collapsed += 1
+        await self._serve_fill(ctx, fill, owner)
+
+    def _start_fill(self, ctx: Ctx, key: str, stale: CachedObject | None, ranged: bool = False) -> Fill:
+        existing = self.fills.get(key)
+        if existing is not None:
+            return existing
+        fill = Fill(key)
+        self.fills[key] = fill
+        task = asyncio.get_running_loop().create_task(self._run_fill(ctx, fill, stale, ranged))
+        fill.task = task
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return fill
+
+    async def _serve_fill(self, ctx: Ctx, fill: Fill, owner: bool) -> None:
+        sub = fill.subscribe(owner)
+        try:
+            try:
+                head = await asyncio.wait_for(asyncio.shield(fill.head), self.settings.collapse_timeout)
+            except asyncio.TimeoutError:
+                head = FillHead("pass")
+            if head.kind == "object" and head.obj is not None:
+                if head.stale:
+                    ctx.stats.stale_served += 1
+                await self._serve_object(ctx, head.obj, head.result)
+                return
+            if head.kind == "error" and head.error is not None:
+                raise head.error
+            if head.kind == "pass" or (not head.shareable and not (sub is not None and sub.owner)):
+                await self._pass(ctx, write=False)
+                return
+            if sub is None:
+                await self._serve_after(ctx, fill)
+                return
+            assert head.headers is not None
+            if head.status in ctx.dist.error_responses and await self._custom_error(ctx, head.status, None):
+                return
+            await self._stream_fill(ctx, fill, sub, head)
+        finally:
+            if sub is not None:
+                fill.unsubscribe(sub)
+
+    async def _serve_after(self, ctx: Ctx, fill: Fill) -> None:
+        """A late joiner of a large fill: wait for the store, or fetch on its own."""
+        await asyncio.shield(fill.done)
+        obj = self.store.lookup(ctx.key, ctx.req.headers)
+        if obj is not None:
+            ctx.stats.collapsed += 1
+            await self._serve_object(ctx, obj, "Hit")
+        else:
+            await self._pass(ctx, write=False)
+
+    async def _stream_fill(self, ctx: Ctx, fill: Fill, sub: Subscription, head: FillHead) -> None:
+        req = ctx.req
+        assert head.headers is not None
+        headers = head.headers
+        length = head.length
+        status = head.status
+        etag, last_modified = _validators(headers)
+        if status == 200 and policy.not_modified(req.headers, etag, last_modified):
+            await self._send_head_only(ctx, 304, _for_304(headers), head.result)
+            return
+        ranges = policy.RangeSpec(policy.RANGE_NONE)
+        if status == 200 and length is not None and "range" in req.headers:
+            spec = policy.parse_range(req.headers["range"], length)
+            if policy.if_range_matches(req.headers.get("if-range"), etag, last_modified):
+                ranges = spec
+        ctx.stats.miss += 1
+        if ranges.kind == policy.RANGE_UNSATISFIABLE:
+            ctx.stats.count_status(416)
+            await self._send_simple(
+                req, ctx.conn, 416, "416 Range Not Satisfiable.", head.result,
+                extra=[("Content-Range", ranges.unsatisfied_range())], stats=None,
+            )  # fmt: skip
+            return
+        if ranges.kind == policy.RANGE_SINGLE:
+            first, last = ranges.ranges[0]
+            out = [(n, v) for n, v in headers] + [("Content-Range", ranges.content_range())]
+            writer = self._start_response(ctx, 206, out, last - first + 1, head.result)
+            if ctx.head_only:
+                writer.finish()
+                return
+            position = 0
+            async for chunk in sub.iterate(fill):
+                end = position + len(chunk)
+                if end > first and position <= last:
+                    await writer.send(chunk[max(0, first - position) : last + 1 - position])
+                position = end
+                if position > last:
+                    break
+            writer.finish()
+            return
+        writer = self._start_response(ctx, status, headers, length, head.result)
+        if ctx.head_only:
+            writer.finish()
+            return
+        async for chunk in sub.iterate(fill):
+            await writer.send(chunk)
+        writer.finish()
+
+    # ---- the fill task: origin fetch, store, broadcast ----
+
+    async def _run_fill(self, ctx: Ctx, fill: Fill, stale: CachedObject | None, ranged: bool) -> None:
+        writer: Writer | None = None
+        response: OriginResponse | None = None
+        try:
+            extra: list[tuple[str, str]] = []
+            if stale is not None:
+                if stale.meta.etag:
+                    extra.append(("If-None-Match", stale.meta.etag))
+                if stale.meta.last_modified:
+                    extra.append(("If-Modified-Since", stale.meta.last_modified))
+            try:
+                response = await self._fetch(ctx, "GET" if ctx.req.method == "HEAD" else ctx.req.method, extra, None)
+            except OriginError as exc:
+                ctx.stats.origin_failures += 1
+                if stale is not None:
+                    fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
+                else:
+                    fill.head.set_result(FillHead("error", error=exc))
+                fill.finish()
+                return
+            now = time.time()
+            status = response.status
+            if status == 304 and stale is not None:
+                merged = _merge_304(stale.meta.headers, response.headers)
+                lower = _lower_map(merged)
+                decision = policy.decide(stale.meta.status, lower, ctx.behavior.cache_policy, "GET", now)
+                meta = replace(
+                    stale.meta,
+                    headers=tuple(merged),
+                    stored_at=now,
+                    ttl=decision.ttl,
+                    stale_while_revalidate=decision.stale_while_revalidate,
+                    stale_if_error=decision.stale_if_error,
+                    must_revalidate=decision.must_revalidate,
+                    origin_age=_int_header(lower.get("age")),
+                    etag=lower.get("etag", stale.meta.etag),
+                    last_modified=lower.get("last-modified", stale.meta.last_modified),
+                )
+                refreshed = self.store.refresh(stale, meta)
+                response.release()
+                response = None
+                fill.head.set_result(FillHead("object", obj=refreshed, result="RefreshHit"))
+                fill.finish()
+                return
+            if stale is not None and status in STALE_ON_ERROR_STATUSES:
+                age = policy.age(stale.meta.stored_at, now, stale.meta.origin_age)
+                if policy.within_stale_if_error(stale.meta.ttl, stale.meta.stale_if_error, age):
+                    fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
+                    fill.finish()
+                    return
+            headers = [(n, v) for n, v in response.headers if n.lower() not in _NOT_STORED]
+            lower = _lower_map(response.headers)
+            length = _content_length(lower)
+            if ranged and status == 200 and length is not None and length > self.settings.range_passthrough_bytes:
+                self.big_objects[fill.key] = now + BIG_OBJECT_MEMORY
+                fill.head.set_result(FillHead("pass"))
+                fill.finish()
+                return
+            error_response = ctx.dist.error_responses.get(status)
+            decision = policy.decide(status, lower, ctx.behavior.cache_policy, "GET", now, error_response)
+            vary_names = policy.vary_names(lower.get("vary"))
+            if vary_names and ctx.behavior.cache_policy.encoding_in_key:
+                vary_names = tuple(n for n in vary_names if n != "accept-encoding")
+            encoder: Encoder | None = None
+            encoding = lower.get("content-encoding", "")
+            target = policy.negotiate_encoding(ctx.req.headers.get("accept-encoding"), ctx.behavior)
+            if (
+                target
+                and not encoding
+                and status == 200
+                and policy.is_compressible(lower.get("content-type"), length)
+                and not ranged
+            ):
+                encoder = make_encoder(target)
+                encoding = target
+                headers = _compressed_headers(headers, target)
+                length = None
+            if decision.cacheable and vary_names is not None:
+                meta = ObjectMeta(
+                    distribution_id=ctx.dist.id,
+                    path=ctx.path,
+                    status=status,
+                    headers=tuple(headers),
+                    stored_at=now,
+                    ttl=decision.ttl,
+                    stale_while_revalidate=decision.stale_while_revalidate,
+                    stale_if_error=decision.stale_if_error,
+                    must_revalidate=decision.must_revalidate,
+                    origin_age=_int_header(lower.get("age")),
+                    etag=_header(headers, "etag"),
+                    last_modified=lower.get("last-modified"),
+                    content_type=lower.get("content-type"),
+                    encoding=encoding,
+                    tags=policy.surrogate_keys(lower.get("surrogate-key")),
+                    vary=vary_names,
+                    vary_key=policy.vary_key(vary_names, ctx.req.headers) if vary_names else "",
+                )
+                writer = self.store.begin(fill.key, meta, length)
+            shareable = decision.cacheable or ("set-cookie" not in lower and "private" not in lower.get("cache-control", ""))
+            fill.head.set_result(FillHead("stream", status, headers, length, "Miss", shareable=shareable))
+            received = 0
+            async for chunk in response.chunks():
+                received += len(chunk)
+                if encoder is not None:
+                    chunk = encoder.feed(chunk)
+                    if not chunk:
+                        continue
+                if writer is not None and not writer.write(chunk):
+                    writer.abort()
+                    writer = None
+                await fill.publish(chunk)
+            if encoder is not None:
+                tail = encoder.end()
+                if tail:
+                    if writer is not None:
+                        writer.write(tail)
+                    await fill.publish(tail)
+            ctx.stats.origin_bytes += received
+            response.release()
+            response = None
+            if writer is not None:
+                writer.commit()
+                writer = None
+            fill.finish()
+        except asyncio.CancelledError:
+            fill.finish(ClientDisconnected())
+            raise
+        except OriginError as exc:
+            ctx.stats.origin_failures += 1
+            log.warning("origin body failed for %s: %s", ctx.path, exc)
+            fill.finish(exc)
+        except Exception as exc:
+            log.exception("fill failed for %s", ctx.path)
+            fill.finish(exc)
+        finally:
+            if writer is not None:
+                writer.abort()
+            if response is not None:
+                response.release()
+            if self.fills.get(fill.key) is fill:
+                del self.fills[fill.key]
+
+    # ---- origin requests ----
+
+    def _origin_request_headers(self, ctx: Ctx, origin: Origin, method: str) -> list[tuple[str, str]]:
+        req = ctx.req
+        headers = policy.origin_headers(ctx.behavior, method, req.headers, origin)
+        forwarded = req.headers.get("x-forwarded-for")
+        headers.append(("X-Forwarded-For", f"{forwarded}, {req.client_ip}" if forwarded else req.client_ip))
+        headers.append(("X-Forwarded-Proto", ctx.scheme))
+        via = req.headers.get("via")
+        headers.append(("Via", f"{via}, {self.via}" if via else self.via))
+        return headers
+
+    async def _fetch(
+        self,
+        ctx: Ctx,
+        method: str,
+        extra: list[tuple[str, str]],
+        body: AsyncIterator[bytes] | None,
+        query: str | None = None,
+    ) -> OriginResponse:
+        """Try each target in failover order; the last failure is raised or returned."""
+        behavior = ctx.behavior
+        targets = behavior.origins
+        query = policy.origin_query(behavior, ctx.req.query) if query is None else query
+        last_error: OriginError | None = None
+        for index, origin in enumerate(targets):
+            final = index == len(targets) - 1
+            headers = self._origin_request_headers(ctx, origin, method) + extra
+            url = origin_url(origin, ctx.scheme, ctx.path, query)
+            ctx.stats.origin_requests += 1
+            try:
+                response = await self.agent.origins.request(origin, method, url, headers, body)
+            except OriginError as exc:
+                last_error = exc
+                if body is not None or final:
+                    raise
+                ctx.stats.origin_failures += 1
+                log.info("failover from %s: %s", origin.id, exc)
+                continue
+            if not final and response.status in behavior.failover_status_codes and body is None:
+                log.info("failover from %s: status %d", origin.id, response.status)
+                response.release()
+                continue
+            return response
+        assert last_error is not None
+        raise last_error
+
+    # ---- pass-through (writes, uncacheable answers, big ranges) ----
+
+    async def _pass(self, ctx: Ctx, write: bool) -> None:
+        req = ctx.req
+        extra: list[tuple[str, str]] = []
+        body: AsyncIterator[bytes] | None = None
+        if write and req.body is not None:
+            body = req.body.iterate()
+            length = req.headers.get("content-length")
+            if length is not None and "transfer-encoding" not in req.headers:
+                extra.append(("Content-Length", length))
+        elif write and req.method in ("POST", "PUT", "PATCH"):
+            extra.append(("Content-Length", "0"))
+        if not write:
+            for name in ("range", "if-range", "if-none-match", "if-modified-since"):
+                value = req.headers.get(name)
+                if value is not None:
+                    extra.append((name, value))
+        response = await self._fetch(ctx, req.method, extra, body)
+        try:
+            if write and 200 <= response.status < 300:
+                # A successful write changes the resource: no variant of it may be served stale.
+                self.store.invalidate(ctx.dist.id, [ctx.path], [])
+            lower = _lower_map(response.headers)
+            if response.status in ctx.dist.error_responses and await self._custom_error(ctx, response.status, None):
+                return
+            ctx.stats.pass_ += 1
+            headers = [(n, v) for n, v in response.headers if n.lower() not in _NOT_STORED]
+            size = _content_length(lower)
+            writer = self._start_response(
+                ctx, response.status, headers, size, "Miss", no_body=response.status in (204, 304)
+            )
+            if req.method != "HEAD" and response.status not in (204, 304):
+                async for chunk in response.chunks():
+                    ctx.stats.origin_bytes += len(chunk)
+                    await writer.send(chunk)
+            writer.finish()
+        finally:
+            response.release()
+
+    # ---- serving stored objects ----
+
+    async def _serve_object(self, ctx: Ctx, obj: CachedObject, result: str) -> None:
+        req = ctx.req
+        meta = obj.meta
+        now = time.time()
+        age = policy.age(meta.stored_at, now, meta.origin_age)
+        ctx.stats.hit += result == "Hit"
+        ctx.stats.refresh_hit += result == "RefreshHit"
+        if meta.status in ctx.dist.error_responses and await self._custom_error(ctx, meta.status, obj):
+            return
+        if meta.status == 200 and policy.not_modified(req.headers, meta.etag, meta.last_modified):
+            await self._send_head_only(ctx, 304, _for_304(list(meta.headers)), result, age)
+            return
+        spec = policy.RangeSpec(policy.RANGE_NONE)
+        if meta.status == 200 and "range" in req.headers and policy.if_range_matches(
+            req.headers.get("if-range"), meta.etag, meta.last_modified
+        ):
+            spec = policy.parse_range(req.headers["range"], obj.size)
+        if spec.kind == policy.RANGE_UNSATISFIABLE:
+            await self._send_simple(
+                req, ctx.conn, 416, "416 Range Not Satisfiable.", result,
+                extra=[("Content-Range", spec.unsatisfied_range())], stats=ctx.stats,
+            )  # fmt: skip
+            return
+        headers = list(meta.headers)
+        if spec.kind == policy.RANGE_SINGLE:
+            first, last = spec.ranges[0]
+            headers.append(("Content-Range", spec.content_range()))
+            writer = self._start_response(ctx, 206, headers, last - first + 1, result, age)
+            if not ctx.head_only:
+                await self._send_body(writer, obj, first, last)
+            writer.finish()
+            return
+        if spec.kind == policy.RANGE_MULTI:
+            self._boundary_counter += 1
+            boundary = f"edge{os.getpid():x}{self._boundary_counter:x}"
+            plan = policy.multipart_plan(spec, meta.content_type, boundary)
+            headers = [(n, v) for n, v in headers if n.lower() != "content-type"]
+            headers.append(("Content-Type", plan.content_type))
+            writer = self._start_response(ctx, 206, headers, plan.length, result, age)
+            if not ctx.head_only:
+                for part_head, first, last in plan.parts:
+                    await writer.send(part_head)
+                    await self._send_body(writer, obj, first, last)
+                await writer.send(plan.tail)
+            writer.finish()
+            return
+        if result == "Hit" and obj.body is not None:
+            head = obj.head
+            if head is None:
+                head = obj.head = self._object_head(obj, "Hit")
+            ctx.stats.count_status(meta.status)
+            tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, req.request_id.encode("latin-1"))
+            if not ctx.conn.keep_alive(req):
+                tail = b"Connection: close\r\n" + tail
+            if ctx.head_only or meta.status in (204, 304):
+                ctx.conn.write(head + tail)
+            else:
+                ctx.conn.writelines((head, tail, obj.body))
+                ctx.stats.bytes_out += obj.size
+            await ctx.conn.drain()
+            return
+        writer = self._start_response(ctx, meta.status, headers, obj.size, result, age)
+        if not ctx.head_only and meta.status not in (204, 304):
+            await self._send_body(writer, obj, 0, obj.size - 1)
+        writer.finish()
+
+    async def _send_body(self, writer: ResponseWriter, obj: CachedObject, first: int, last: int) -> None:
+        if last < first:
+            return
+        if obj.body is not None:
+            await writer.send(obj.body[first : last + 1])
+            return
+        try:
+            fh = obj.open_body()
+        except FileNotFoundError as exc:
+            raise ClientDisconnected() from exc
+        with fh:
+            fh.seek(first)
+            remaining = last - first + 1
+            while remaining > 0:
+                chunk = fh.read(min(FILE_CHUNK, remaining))
+                if not chunk:
+                    raise ClientDisconnected()
+                remaining -= len(chunk)
+                await writer.send(chunk)
+
+    # ---- custom error responses and edge errors ----
+
+    async def _custom_error(self, ctx: Ctx, status: int, obj: CachedObject | None) -> bool:
+        """Serve the distribution's error page for `status`; False when there is none to serve."""
+        er: ErrorResponse | None = ctx.dist.error_responses.get(status)
+        if er is None or not er.response_page_path or er.response_page_path == ctx.path:
+            return False
+        page = await self._load_page(ctx, er.response_page_path)
+        if page is None:
+            return False
+        code = er.response_code or status
+        headers, body = page
+        headers = [(n, v) for n, v in headers if n.lower() not in ("etag", "last-modified", "content-range")]
+        writer = self._start_response(ctx, code, headers, len(body), "Error")
+        if not ctx.head_only:
+            await writer.send(body)
+        writer.finish()
+        return True
+
+    async def _load_page(self, ctx: Ctx, page_path: str) -> tuple[list[tuple[str, str]], bytes] | None:
+        """An error page fetched through the distribution's own behavior and cache."""
+        behavior = ctx.dist.match_behavior(page_path)
+        page_req = Request("GET", page_path, {"host": ctx.dist.domain_name}, "1.1", True, ctx.req.client_ip, None)
+        page_ctx = Ctx(page_req, ctx.conn, ctx.config, ctx.dist, behavior, page_path, ctx.scheme, ctx.stats)
+        key = page_ctx.key = policy.cache_key(ctx.dist, behavior, "GET", page_path, "", page_req.headers)
+        obj = self.store.lookup(key, page_req.headers)
+        now = time.time()
+        if obj is not None and policy.is_fresh(obj.meta.ttl, policy.age(obj.meta.stored_at, now, obj.meta.origin_age)):
+            if obj.meta.status != 200 or obj.size > ERROR_PAGE_LIMIT:
+                return None
+            return list(obj.meta.headers), obj.read()
+        fill = self._start_fill(page_ctx, key, None)
+        sub = fill.subscribe()
+        try:
+            head = await asyncio.shield(fill.head)
+            if head.kind != "stream" or head.status != 200 or sub is None or head.headers is None:
+                return None
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in sub.iterate(fill):
+                size += len(chunk)
+                if size > ERROR_PAGE_LIMIT:
+                    return None
+                parts.append(chunk)
+            return head.headers, b"".join(parts)
+        except OriginError:
+            return None
+        finally:
+            if sub is not None:
+                fill.unsubscribe(sub)
+
+    async def _origin_failed(self, ctx: Ctx, exc: OriginError) -> None:
+        status = 504 if exc.timeout else 502
+        log.warning("request %s %s: %s", ctx.req.request_id, ctx.path, exc)
+        if status in ctx.dist.error_responses and await self._custom_error(ctx, status, None):
+            return
+        what = "did not answer in time" if exc.timeout else "could not be reached"
+        await self._error(ctx, status, f"{status} {reason(status)}: the origin {what}.")
+
+    async def _error(self, ctx: Ctx, status: int, text: str, extra: list[tuple[str, str]] | None = None) -> None:
+        ctx.stats.error += 1
+        await self._send_simple(ctx.req, ctx.conn, status, text, "Error", extra=extra, stats=ctx.stats)
+
+    # ---- response writing ----
+
+    def _simple_bytes(
+        self,
+        req: Request,
+        status: int,
+        text: str,
+        result: str,
+        extra: list[tuple[str, str]] | None = None,
+        keep_alive: bool = True,
+    ) -> bytes:
+        body = f"{text}\nRequest ID: {req.request_id}\n".encode()
+        lines = [
+            f"HTTP/1.1 {status} {reason(status)}\r\n",
+            f"Date: {DATE.now()}\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+            f"Content-Length: {len(body)}\r\n",
+            "Cache-Control: no-store\r\n",
+            f"X-Request-Id: {req.request_id}\r\n",
+        ]
+        for name, value in extra or ():
+            lines.append(f"{name}: {value}\r\n")
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+        head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.edge_lines + b"\r\n"
+        return head if req.method == "HEAD" else head + body
+
+    async def _send_simple(
+        self,
+        req: Request,
+        conn: HttpConnection,
+        status: int,
+        text: str,
+        result: str,
+        extra: list[tuple[str, str]] | None = None,
+        stats: DistributionStats | None = None,
+    ) -> None:
+        if stats is not None:
+            stats.count_status(status)
+        conn.write(self._simple_bytes(req, status, text, result, extra, conn.keep_alive(req)))
+        await conn.drain()
+
+    async def _send_head_only(
+        self, ctx: Ctx, status: int, headers: list[tuple[str, str]], result: str, age: int | None = None
+    ) -> None:
+        writer = self._start_response(ctx, status, headers, None, result, age, no_body=True)
+        writer.finish()
+
+    def _start_response(
+        self,
+        ctx: Ctx,
+        status: int,
+        headers: list[tuple[str, str]],
+        length: int | None,
+        result: str,
+        age: int | None = None,
+        no_body: bool = False,
+    ) -> ResponseWriter:
+        req = ctx.req
+        keep_alive = ctx.conn.keep_alive(req)
+        chunked = False
+        lines = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
+        via = ""
+        for name, value in headers:
+            lname = name.lower()
+            if lname == "via":
+                via = value
+            elif lname not in _NOT_STORED:
+                lines.append(f"{name}: {value}\r\n")
+        if no_body or status in (204, 304) or (status < 200):
+            pass
+        elif length is not None:
+            lines.append(f"Content-Length: {length}\r\n")
+        elif req.version == "1.1" and not ctx.head_only:
+            lines.append("Transfer-Encoding: chunked\r\n")
+            chunked = True
+        elif not ctx.head_only:
+            keep_alive = False
+        lines.append(f"Via: {via + ', ' if via else ''}{self.via}\r\n")
+        lines.append(f"Age: {age or 0}\r\nX-Request-Id: {req.request_id}\r\n")
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+            ctx.conn.close_after = True
+        head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.location_line + b"\r\n"
+        ctx.stats.count_status(status)
+        ctx.conn.write(head)
+        return ResponseWriter(ctx, chunked)
+
+    # ---- shutdown ----
+
+    def invalidated(self, distribution_id: str) -> None:
+        """Forget range pass-through memories: an invalidated object may come back smaller."""
+        prefix = distribution_id + "\x00"
+        for key in [k for k in self.big_objects if k.startswith(prefix)]:
+            del self.big_objects[key]
+
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        self.closing = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.abort()
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=1)
+
+
+class ResponseWriter:
+    """Body writing for the slow path: chunked framing, byte counting, back-pressure."""
+
+    __slots__ = ("ctx", "chunked")
+
+    def __init__(self, ctx: Ctx, chunked: bool) -> None:
+        self.ctx = ctx
+        self.chunked = chunked
+
+    async def send(self, data: bytes) -> None:
+        if not data:
+            return
+        conn = self.ctx.conn
+        if self.chunked:
+            conn.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            conn.write(data)
+        self.ctx.stats.bytes_out += len(data)
+        await conn.drain()
+
+    def finish(self) -> None:
+        if self.chunked:
+            self.ctx.conn.write(b"0\r\n\r\n")
+
+
+# ---- header helpers ----
+
+
+def _header(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _validators(headers: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    return _header(headers, "etag"), _header(headers, "last-modified")
+
+
+def _content_length(lower: dict[str, str]) -> int | None:
+    value = lower.get("content-length")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _int_header(value: str | None) -> int:
+    if value is None or not value.strip().isdigit():
+        return 0
+    return int(value.strip())
+
+
+_304_KEEP = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"})
+
+
+def _for_304(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """RFC 9110 15.4.5: a 304 carries the validators and caching fields only."""
+    return [(n, v) for n, v in headers if n.lower() in _304_KEEP]
+
+
+def _merge_304(stored: tuple[tuple[str, str], ...], fresh: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Stored headers updated with those of a 304 (RFC 9111 4.3.4), framing fields excepted."""
+    updates = {n.lower(): (n, v) for n, v in fresh if n.lower() not in _NOT_STORED and n.lower() != "content-length"}
+    out = [updates.pop(n.lower(), (n, v)) for n, v in stored]
+    out.extend(updates.values())
+    return out
+
+
+def _compressed_headers(headers: list[tuple[str, str]], encoding: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    vary_seen = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == "content-length":
+            continue
+        if lname == "etag" and not value.startswith("W/"):
+            value = "W/" + value
+        if lname == "vary":
+            vary_seen = True
+            if "accept-encoding" not in value.lower():
+                value = f"{value}, Accept-Encoding"
+        out.append((name, value))
+    out.append(("Content-Encoding", encoding))
+    if not vary_seen:
+        out.append(("Vary", "Accept-Encoding"))
+    return out

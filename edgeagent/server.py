@@ -1,0 +1,520 @@
+"""Viewer HTTP/1.1 server: an `asyncio.Protocol` on uvloop with the httptools parser.
+
+No ASGI layer: a framework costs 8-15 µs per request, more than a whole cache hit here
+(PERFORMANCE-NOTES.md). The protocol parses, keeps requests in pipeline order, and hands
+each one to the application: first to a synchronous fast path (a memory hit answered
+inside `data_received`, no task, no await), otherwise to a task running the slow path.
+Back-pressure both ways: reading pauses while the transport's write buffer is above its
+high-water mark, while too many pipelined requests wait, and while a streamed request
+body is not consumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol, cast
+
+import httptools
+
+MAX_PIPELINE = 32
+BODY_BUFFER_HIGH = 1024 * 1024
+WRITE_BUFFER_HIGH = 512 * 1024
+MAX_HEADERS_BYTES = 64 * 1024
+MAX_URL_BYTES = 16 * 1024
+
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+_HEADER_NAMES = {
+    n.encode(): n.lower()
+    for n in (
+        "Host", "host", "User-Agent", "user-agent", "Accept", "accept", "Accept-Encoding", "accept-encoding",
+        "Connection", "connection", "Cookie", "cookie", "Range", "range", "If-None-Match", "if-none-match",
+        "If-Modified-Since", "if-modified-since", "Content-Length", "content-length", "X-Request-Id",
+        "x-request-id", "Accept-Language", "accept-language", "Content-Type", "content-type",
+    )
+}  # fmt: skip
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@=+/-]{1,128}")
+
+
+class ClientDisconnected(Exception):
+    """The viewer went away: the handler stops writing and gives up quietly."""
+
+
+class Application(Protocol):
+    """What the protocol needs from the agent (see proxy.Proxy)."""
+
+    closing: bool
+
+    def fast(self, request: Request, conn: HttpConnection) -> bool: ...
+
+    def handle(self, request: Request, conn: HttpConnection) -> Awaitable[None]: ...
+
+    def connection_opened(self, conn: HttpConnection) -> None: ...
+
+    def connection_closed(self, conn: HttpConnection) -> None: ...
+
+
+class RequestIds:
+    """Per-process unique ids: a random prefix and a counter, cheaper than uuid4."""
+
+    def __init__(self) -> None:
+        self.prefix = os.urandom(6).hex()
+        self.counter = 0
+
+    def next(self) -> str:
+        self.counter += 1
+        return f"{self.prefix}-{self.counter:x}"
+
+
+REQUEST_IDS = RequestIds()
+
+
+# ---- Request and its body ----
+
+
+class BodyStream:
+    """A request body delivered as the parser produces it, bounded by pausing the socket."""
+
+    __slots__ = ("_conn", "_chunks", "_size", "_done", "_error", "_waiter")
+
+    def __init__(self, conn: HttpConnection) -> None:
+        self._conn = conn
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def buffered(self) -> int:
+        return self._size
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        self._wake()
+        if self._size > BODY_BUFFER_HIGH:
+            self._conn.update_reading()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._wake()
+
+    async def read(self) -> bytes:
+        """Next chunk, b"" at the end; raises ClientDisconnected if the viewer left mid-body."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
+        chunk = self._chunks.popleft()
+        before = self._size
+        self._size -= len(chunk)
+        if before > BODY_BUFFER_HIGH >= self._size:
+            self._conn.update_reading()
+        return chunk
+
+    async def iterate(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self.read()
+            if not chunk:
+                return
+            yield chunk
+
+
+class Request:
+    """One parsed viewer request; header names are lowercased, repeated fields joined."""
+
+    __slots__ = (
+        "method",
+        "target",
+        "path",
+        "query",
+        "headers",
+        "version",
+        "keep_alive",
+        "client_ip",
+        "body",
+        "has_body",
+        "complete",
+        "bad",
+        "_request_id",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        version: str,
+        keep_alive: bool,
+        client_ip: str,
+        body: BodyStream | None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        qpos = target.find("?")
+        if qpos < 0:
+            self.path = target
+            self.query = ""
+        else:
+            self.path = target[:qpos]
+            self.query = target[qpos + 1 :]
+        self.headers = headers
+        self.version = version
+        self.keep_alive = keep_alive
+        self.client_ip = client_ip
+        self.body = body
+        self.has_body = body is not None
+        self.complete = False
+        self.bad = ""
+        self._request_id: str | None = None
+
+    @property
+    def request_id(self) -> str:
+        """The viewer's own X-Request-Id when it is a sane token, else a fresh one."""
+        rid = self._request_id
+        if rid is None:
+            incoming = self.headers.get("x-request-id")
+            if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+                rid = incoming
+            else:
+                rid = REQUEST_IDS.next()
+            self._request_id = rid
+        return rid
+
+
+def _bad_request(reason: str, client_ip: str) -> Request:
+    request = Request("GET", "/", {}, "1.1", False, client_ip, None)
+    request.bad = reason
+    request.complete = True
+    return request
+
+
+# ---- Connection protocol ----
+
+
+class HttpConnection(asyncio.Protocol):
+    """One viewer connection: parsing, pipelining in order, flow control."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.closed = False
+        self.close_after = False
+        self.current: Request | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.pending: deque[Request] = deque()
+        self.write_paused = False
+        self.reading_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_bytes = 0
+        self._request: Request | None = None
+        self._stopped_parsing = False
+
+    # -- asyncio callbacks --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only lookalikes.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        self.app.connection_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.app.connection_closed(self)
+        lost = ClientDisconnected()
+        request = self.current
+        if request is not None and request.body is not None:
+            request.body.fail(lost)
+        for queued in self.pending:
+            if queued.body is not None:
+                queued.body.fail(lost)
+        self.pending.clear()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(lost)
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.update_reading()
+        if self.current is None:
+            self._next()
+
+    def data_received(self, data: bytes) -> None:
+        if self._stopped_parsing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # What follows the request is not HTTP any more: answer it, then close.
+            self._stop_parsing()
+        except httptools.HttpParserCallbackError:
+            self._reject(self._request_error or "bad request")
+        except httptools.HttpParserError as exc:
+            self._reject(f"malformed request: {exc}")
+
+    def eof_received(self) -> bool | None:
+        self._stop_parsing()
+        request = self._request
+        if request is not None and request.body is not None and not request.complete:
+            request.body.fail(ClientDisconnected())
+        if self.current is None and not self.pending:
+            return False
+        return True
+
+    # -- httptools callbacks (the hot path: keep them short) --
+
+    _request_error = ""
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_URL_BYTES:
+            self._request_error = "request target too long"
+            raise ValueError(self._request_error)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADERS_BYTES:
+            self._request_error = "request header fields too large"
+            raise ValueError(self._request_error)
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+        headers = self._headers
+        if key in headers:
+            headers[key] += ("; " if key == "cookie" else ", ") + value.decode("latin-1")
+        else:
+            headers[key] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        headers = self._headers
+        target = self._url.decode("latin-1")
+        if target[:1] != "/":
+            target = self._origin_form(target)
+        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") not in ("0", "")
+        method = parser.get_method()
+        request = Request(
+            _METHODS.get(method) or method.decode("latin-1"),
+            target,
+            headers,
+            parser.get_http_version(),
+            parser.should_keep_alive(),
+            self.client_ip,
+            BodyStream(self) if has_body else None,
+        )
+        if target[:1] != "/":
+            request.bad = "invalid request target"
+        elif "host" not in headers and request.version == "1.1":
+            request.bad = "missing Host header"
+        self._request = request
+        if has_body:
+            self._dispatch(request)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._request
+        if request is not None and request.body is not None:
+            request.body.feed(body)
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        if request is None:
+            return
+        request.complete = True
+        if request.body is not None:
+            request.body.finish()
+            return
+        if self.current is None and not self.pending and not self.write_paused:
+            # Inline fast path: a hit is answered without leaving this callback.
+            self.current = request
+            if self.app.fast(request, self):
+                self.current = None
+                if not request.keep_alive or self.close_after or request.bad or self.app.closing:
+                    self.close()
+                return
+            self.task = asyncio.get_running_loop().create_task(self._run(request))
+            return
+        self._dispatch(request)
+
+    @staticmethod
+    def _origin_form(target: str) -> str:
+        """Absolute-form targets (`GET http://host/path`) are reduced to path and query."""
+        try:
+            url = httptools.parse_url(target.encode("latin-1"))
+        except httptools.HttpParserInvalidURLError:
+            return target
+        if not url.schema or url.path is None:
+            return target
+        path = url.path.decode("latin-1")
+        return path + ("?" + url.query.decode("latin-1") if url.query else "")
+
+    # -- pipeline --
+
+    def _dispatch(self, request: Request) -> None:
+        if self.current is not None or self.pending or self.write_paused:
+            self.pending.append(request)
+            if len(self.pending) >= MAX_PIPELINE:
+                self.update_reading()
+            return
+        self._start(request)
+
+    def _start(self, request: Request) -> None:
+        self.current = request
+        if (request.bad or not request.has_body) and self.app.fast(request, self):
+            self.response_done(request)
+            return
+        self.task = asyncio.get_running_loop().create_task(self._run(request))
+
+    async def _run(self, request: Request) -> None:
+        try:
+            await self.app.handle(request, self)
+        except (ClientDisconnected, asyncio.CancelledError):
+            self.abort()
+            return
+        except Exception:
+            self.abort()
+            raise
+        self.task = None
+        self.response_done(request)
+
+    def response_done(self, request: Request) -> None:
+        """Called once the whole response is written; moves on to the next pipelined request."""
+        self.current = None
+        if self.closed:
+            return
+        if not request.keep_alive or self.close_after or not request.complete or request.bad:
+            self.close()
+            return
+        if self.pending:
+            self._next()
+        elif self.app.closing:
+            self.close()
+
+    def _next(self) -> None:
+        while self.current is None and self.pending and not self.closed and not self.write_paused:
+            request = self.pending.popleft()
+            self._start(request)
+        self.update_reading()
+
+    # -- flow control --
+
+    def update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        request = self._request
+        want_pause = (
+            self._stopped_parsing
+            or self.write_paused
+            or len(self.pending) >= MAX_PIPELINE
+            or (request is not None and request.body is not None and request.body.buffered > BODY_BUFFER_HIGH)
+        )
+        if want_pause and not self.reading_paused:
+            self.reading_paused = True
+            transport.pause_reading()
+        elif not want_pause and self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+
+    def _stop_parsing(self) -> None:
+        self._stopped_parsing = True
+        self.close_after = True
+        self.update_reading()
+
+    def _reject(self, reason: str) -> None:
+        self._stop_parsing()
+        request = self._request
+        if request is not None and request.body is not None and not request.complete:
+            request.body.fail(ClientDisconnected())
+        self._dispatch(_bad_request(reason, self.client_ip))
+
+    # -- writing, for the application --
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def writelines(self, parts: tuple[bytes, ...]) -> None:
+        """One writev for head and body: no copy of the body, one syscall."""
+        if self.closed:
+            raise ClientDisconnected()
+        assert self.transport is not None
+        self.transport.writelines(parts)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        if self.write_paused:
+            waiter = self._drain_waiter
+            if waiter is None or waiter.done():
+                waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def keep_alive(self, request: Request) -> bool:
+        return request.keep_alive and not self.close_after and not self.app.closing
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection mid-response: the viewer must not mistake a partial body for a whole one."""
+        self.close_after = True
+        self.current = None
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def close_if_idle(self) -> None:
+        """Shutdown: idle keep-alive connections go now, busy ones after their response."""
+        self.close_after = True
+        if self.current is None and not self.pending:
+            self.close()
+
+
+async def start_server(app: Application, host: str, port: int) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: HttpConnection(app), host, port, backlog=2048, reuse_address=True)
