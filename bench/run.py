@@ -479,6 +479,11 @@ def main(argv: list[str] | None = None) -> int:
         case = next(c for c in CASES if c.name == s.case)
         if case.hit and s.origin_requests:
             notes.append(f"{s.server} sent {s.origin_requests} {case.path} requests to the origin during '{s.case}' runs")
+        if not case.hit and s.origin_requests < 0.95 * s.requests:
+            notes.append(
+                f"{s.server} answered {s.requests:,} '{s.case}' requests with only {s.origin_requests:,} origin fetches: "
+                "responses the origin marked no-store were shared between viewers, so this row is not a per-request miss"
+            )
         if s.errors:
             notes.append(f"{s.server} had {s.errors} errors (socket errors or non-2xx) in '{s.case}' runs")
     report = render(summary, servers, notes, runs, duration, started_at)
