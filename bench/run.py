@@ -181,27 +181,33 @@ def frame_name(frame: str) -> str:
     return re.sub(r":\d+\)$", ")", frame.strip())
 
 
-def top_functions(folded: str, limit: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """(self, inclusive) shares of samples per function from py-spy's raw (folded) output."""
+Ranking = list[tuple[str, float]]
+
+
+def top_functions(folded: str, limit: int = 15) -> tuple[Ranking, Ranking, Ranking]:
+    """(self, inclusive, hottest lines) shares of samples from py-spy's raw (folded) output."""
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
+    lines: dict[str, int] = {}
     total = 0
     for line in folded.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [frame_name(f) for f in stack.split(";")]
+        raw_frames = stack.split(";")
+        frames = [frame_name(f) for f in raw_frames]
         total += count
         own[frames[-1]] = own.get(frames[-1], 0) + count
+        lines[raw_frames[-1].strip()] = lines.get(raw_frames[-1].strip(), 0) + count
         for name in set(frames):
             inclusive[name] = inclusive.get(name, 0) + count
 
-    def ranked(counts: dict[str, int]) -> list[tuple[str, float]]:
+    def ranked(counts: dict[str, int]) -> Ranking:
         best = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:limit]
         return [(name, 100.0 * n / total) for name, n in best] if total else []
 
-    return ranked(own), ranked({k: v for k, v in inclusive.items() if "edgeagent/" in k})
+    return ranked(own), ranked({k: v for k, v in inclusive.items() if "edgeagent/" in k}), ranked(lines)
 
 
 def py_spy() -> str | None:
@@ -221,6 +227,7 @@ def profile_edge(edge: srv.Server, seconds: float, output: Path) -> str:
         f"py-spy record --nonblocking --rate 250, {seconds:g} s per case, same wrk flags as the benchmark.",
         "Self: share of samples with the function on top of the stack (time spent in C called from it",
         "counts as its own). Inclusive: share of samples with the function anywhere on the stack (edgeagent only).",
+        "Lines: the same self samples, per source line.",
     ]
     for case in CASES:
         folded = output.parent / f"profile-edge-{case.path.strip('/').replace('/', '-')}.folded"
@@ -239,13 +246,13 @@ def profile_edge(edge: srv.Server, seconds: float, output: Path) -> str:
         if not folded.exists():
             sections += ["", f"## {case.name}", "", f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}"]
             continue
-        own, inclusive = top_functions(folded.read_text())
-        sections += ["", f"## {case.name} (`{case.path}`)", "", "| self % | function |", "|---:|---|"]
-        sections += [f"| {share:.1f} | `{name}` |" for name, share in own]
-        sections += ["", "| inclusive % | function |", "|---:|---|"]
-        sections += [f"| {share:.1f} | `{name}` |" for name, share in inclusive]
+        own, inclusive, hot_lines = top_functions(folded.read_text())
+        sections += ["", f"## {case.name} (`{case.path}`)"]
+        for title, ranking in (("self % | function", own), ("inclusive % | function", inclusive), ("self % | line", hot_lines)):
+            sections += ["", f"| {title} |", "|---:|---|", *(f"| {share:.1f} | `{name}` |" for name, share in ranking)]
     output.write_text("\n".join(sections) + "\n")
-    return f"edge profile (py-spy, top functions per case): {output.relative_to(srv.ROOT)}"
+    shown = output.relative_to(srv.ROOT) if output.is_relative_to(srv.ROOT) else output
+    return f"edge profile (py-spy, top functions per case): {shown}"
 
 
 # ---- Checks before measuring ----
