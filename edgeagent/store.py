@@ -271,11 +271,14 @@ class Store:
 
     `disk_dir` None or `disk_bytes` 0 disables the disk tier (then objects larger than
     `memory_object_max` are not cached). `max_object_size` caps one object (default: the
-    disk tier's size, or `memory_object_max` without one).
+    disk tier's size, or `memory_object_max` without one). With `verify_in_background`
+    False, large objects found on disk at start stay unserved until the owner calls
+    `verify_pending()` (tests use this to be deterministic).
     """
 
     def __init__(self, memory_bytes: int, disk_dir: Path | str | None, disk_bytes: int,
-                 memory_object_max: int, max_object_size: int | None = None) -> None:
+                 memory_object_max: int, max_object_size: int | None = None,
+                 verify_in_background: bool = True) -> None:
         self.memory_bytes = memory_bytes
         self.memory_object_max = min(memory_object_max, memory_bytes)
         self.disk_bytes = disk_bytes if disk_dir is not None else 0
@@ -296,6 +299,10 @@ class Store:
         self._verifier: threading.Thread | None = None
         if self.disk_dir is not None:
             self._open_disk()
+            if verify_in_background and any(not o.verified for o in self._disk.values()):
+                self._verifier = threading.Thread(target=self._verify, args=(self._stop,),
+                                                  name="edge-store-verify", daemon=True)
+                self._verifier.start()
 
     # ---- Reading ----
 
@@ -717,18 +724,17 @@ class Store:
             if obj.meta.vary:
                 self._vary[obj.primary_key] = obj.meta.vary
             self._disk_replace(obj)
-        if any(not o.verified for o in self._disk.values()):
-            self._verifier = threading.Thread(target=self.verify_pending,
-                                              name="edge-store-verify", daemon=True)
-            self._verifier.start()
 
     def verify_pending(self) -> int:
-        """Check the CRC of every disk object not verified since start; blocking, run in a
-        thread (the store starts one itself after a re-index). Corrupt objects are flagged
-        and dropped by the next lookup. Returns how many were found corrupt."""
+        """Check the CRC of every disk object not verified since start; blocking (the store
+        runs this in its own thread after a re-index unless told not to). Corrupt objects
+        are flagged and dropped by the next lookup. Returns how many were found corrupt."""
+        return self._verify(None)
+
+    def _verify(self, stop: threading.Event | None) -> int:
         bad = 0
         for obj in list(self._disk.values()):
-            if self._stop.is_set():
+            if stop is not None and stop.is_set():
                 break
             if obj.verified or obj.corrupt or obj.file_path is None:
                 continue
@@ -739,7 +745,7 @@ class Store:
                     while chunk := f.read(1 << 20):
                         crc = zlib.crc32(chunk, crc)
                         size += len(chunk)
-                        if self._stop.is_set():
+                        if stop is not None and stop.is_set():
                             return bad
             except OSError:
                 continue
