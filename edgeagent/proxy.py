@@ -347,6 +347,8 @@ class Proxy:
         if body is None:
             return False
         meta = obj.meta
+        if meta.status in dist.error_responses:
+            return False
         resident = time.time() - meta.stored_at
         age = meta.origin_age + (int(resident) if resident > 0 else 0)
         if age >= meta.ttl:
