@@ -214,6 +214,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "fleet-tick": {"task": "distributions.tasks.fleet_tick", "schedule": float(env_int("CDN_FLEET_TICK_SECONDS", 2, 1))},
+    "stats-prune": {"task": "distributions.tasks.stats_prune", "schedule": 3600.0},
+}
 
 LOGGING = {
     "version": 1,

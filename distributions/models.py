@@ -388,10 +388,11 @@ class EdgeNode(models.Model):
                             validators=[rules.validate_edge_name])
     pop = models.CharField("PoP", max_length=16, help_text="Short location code, e.g. fra, iad, sin.")
     url = models.URLField(max_length=255, help_text="Base URL of the edge's admin endpoint, e.g. http://127.0.0.1:9081.")
-    token_hash = models.CharField(max_length=64, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False, unique=True)
     applied_version = models.PositiveBigIntegerField(default=0)
     applied_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="Why the edge refused the last push, if it did.")
+    invalidation_seq = models.PositiveBigIntegerField(default=0, help_text="Highest invalidation id the edge applied.")
     last_seen = models.DateTimeField(null=True, blank=True)
     healthy = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -439,3 +440,61 @@ class ConfigState(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_version = models.PositiveBigIntegerField(default=0)
+
+
+class InvalidationAck(models.Model):
+    """One edge has applied one invalidation."""
+
+    invalidation = models.ForeignKey(Invalidation, on_delete=models.CASCADE, related_name="acks")
+    edge = models.ForeignKey(EdgeNode, on_delete=models.CASCADE, related_name="invalidation_acks")
+    acknowledged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["invalidation", "edge"], name="one_ack_per_edge")]
+
+
+# ---- Traffic statistics ----
+
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, None)  # None: +inf
+COUNTERS = ("requests", "hits", "misses", "bytes_out", "bytes_in", "status_2xx", "status_3xx", "status_4xx",
+            "status_5xx", "blocked")
+
+
+class StatsReceipt(models.Model):
+    """The idempotency key of a stats report: a retry of the same interval counts nothing."""
+
+    edge = models.ForeignKey(EdgeNode, on_delete=models.CASCADE)
+    interval_start = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["edge", "interval_start"], name="one_report_per_interval")]
+
+
+class Resolution(models.TextChoices):
+    MINUTE = "minute"
+    HOUR = "hour"
+
+
+class TrafficStat(models.Model):
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="traffic")
+    edge = models.ForeignKey(EdgeNode, on_delete=models.CASCADE, related_name="traffic")
+    resolution = models.CharField(max_length=8, choices=Resolution.choices)
+    period_start = models.DateTimeField()
+    requests = models.BigIntegerField(default=0)
+    hits = models.BigIntegerField(default=0)
+    misses = models.BigIntegerField(default=0)
+    bytes_out = models.BigIntegerField(default=0)
+    bytes_in = models.BigIntegerField(default=0)
+    status_2xx = models.BigIntegerField(default=0)
+    status_3xx = models.BigIntegerField(default=0)
+    status_4xx = models.BigIntegerField(default=0)
+    status_5xx = models.BigIntegerField(default=0)
+    blocked = models.BigIntegerField(default=0)
+    latency_ms_buckets = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ("period_start",)
+        constraints = [models.UniqueConstraint(fields=["distribution", "edge", "resolution", "period_start"],
+                                               name="one_stat_row_per_period")]
+        indexes = [models.Index(fields=["resolution", "period_start"])]

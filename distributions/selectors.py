@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Max, Q, QuerySet
 
 from .models import (
+    COUNTERS,
+    LATENCY_BUCKETS_MS,
     CachePolicy,
     ConfigVersion,
     Distribution,
@@ -13,6 +18,7 @@ from .models import (
     Invalidation,
     OriginRequestPolicy,
     Status,
+    TrafficStat,
 )
 
 User = AbstractBaseUser | AnonymousUser
@@ -77,3 +83,55 @@ def distribution_status(distribution: Distribution, floor: int | None) -> str:
 
 def latest_version_number() -> int:
     return ConfigVersion.objects.aggregate(v=Max("version"))["v"] or 0
+
+
+# ---- Traffic statistics ----
+
+def _percentile(buckets: list[int], fraction: float) -> float | None:
+    """Estimate a latency percentile (ms) from the fixed histogram, linear inside a bucket."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = fraction * total
+    seen = 0
+    lower = 0.0
+    for count, upper in zip(buckets, LATENCY_BUCKETS_MS):
+        if count and seen + count >= rank:
+            if upper is None:
+                return lower
+            return round(lower + (upper - lower) * (rank - seen) / count, 3)
+        seen += count
+        lower = float(upper) if upper is not None else lower
+    return lower
+
+
+def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, Any] = {name: sum(r[name] for r in rows) for name in COUNTERS}
+    buckets = [0] * len(LATENCY_BUCKETS_MS)
+    for row in rows:
+        for i, count in enumerate(row["latency_ms_buckets"][: len(buckets)]):
+            buckets[i] += count
+    requests = totals["requests"]
+    totals.update(
+        hit_ratio=round(totals["hits"] / requests, 4) if requests else None,
+        error_rate_4xx=round(totals["status_4xx"] / requests, 4) if requests else None,
+        error_rate_5xx=round(totals["status_5xx"] / requests, 4) if requests else None,
+        latency_p50_ms=_percentile(buckets, 0.50),
+        latency_p95_ms=_percentile(buckets, 0.95),
+        latency_ms_buckets=buckets,
+    )
+    return totals
+
+
+def traffic_stats(distribution_ids: list[str], *, start: datetime, end: datetime, interval: str) -> dict[str, Any]:
+    rows = list(
+        TrafficStat.objects.filter(distribution_id__in=distribution_ids, resolution=interval,
+                                   period_start__gte=start, period_start__lt=end)
+        .order_by("period_start")
+        .values("period_start", "latency_ms_buckets", *COUNTERS)
+    )
+    by_period: dict[datetime, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_period.setdefault(row["period_start"], []).append(row)
+    series = [{"start": period, **_summarise(group)} for period, group in by_period.items()]
+    return {"interval": interval, "start": start, "end": end, "series": series, "totals": _summarise(rows)}

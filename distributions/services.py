@@ -4,28 +4,38 @@ one new ConfigVersion after the surrounding transaction commits."""
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 
 from . import selectors
 from .compiler import compile_document, document_body
 from .models import (
+    COUNTERS,
+    LATENCY_BUCKETS_MS,
     Alias,
     CacheBehavior,
     CachePolicy,
     ConfigState,
     ConfigVersion,
     Distribution,
+    EdgeNode,
     Invalidation,
+    InvalidationAck,
     Origin,
     OriginGroup,
     OriginRequestPolicy,
+    StatsReceipt,
+    TrafficStat,
+    hash_token,
     new_etag,
 )
 
@@ -255,3 +265,153 @@ def invalidation_create(*, distribution: Distribution, user: AbstractBaseUser | 
 
 def invalidation_complete(invalidation: Invalidation) -> None:
     Invalidation.objects.filter(pk=invalidation.pk, status="InProgress").update(status="Completed", completed_at=timezone.now())
+
+
+# ---- Fleet ----
+
+HEARTBEAT_INTERVAL = 5  # seconds; an edge is unhealthy after 3 missed heartbeats
+MISSED_HEARTBEATS = 3
+PENDING_INVALIDATIONS_LIMIT = 1000
+
+
+def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
+    """Create an edge and return its token, which is shown once and stored only as a hash."""
+    edge = EdgeNode(name=name, pop=pop, url=url.rstrip("/"))
+    token = secrets.token_urlsafe(32)
+    edge.set_token(token)
+    edge.full_clean()
+    edge.save()
+    # A new edge has nothing yet: every distribution waits for it.
+    return edge, token
+
+
+def edge_for_token(token: str) -> EdgeNode | None:
+    return EdgeNode.objects.filter(token_hash=hash_token(token)).first() if token else None
+
+
+def pending_invalidations(edge: EdgeNode) -> list[Invalidation]:
+    return list(
+        Invalidation.objects.filter(created_at__gte=edge.created_at)
+        .exclude(acks__edge=edge)
+        .order_by("seq")[:PENDING_INVALIDATIONS_LIMIT]
+    )
+
+
+def invalidation_message(invalidation: Invalidation) -> dict[str, Any]:
+    return {"id": invalidation.seq, "distribution_id": invalidation.distribution_id,
+            "paths": list(invalidation.paths), "tags": list(invalidation.tags)}
+
+
+def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int) -> dict[str, Any]:
+    now = timezone.now()
+    fields: dict[str, Any] = {"last_seen": now, "healthy": True, "invalidation_seq": invalidation_seq}
+    if version != edge.applied_version:
+        fields.update(applied_version=version, applied_at=now)
+    EdgeNode.objects.filter(pk=edge.pk).update(**fields)
+    if not edge.healthy:
+        log.info("edge %s is healthy again", edge.name)
+        # Its return may release invalidations and distributions waiting on it, or hold them.
+        invalidations_check_complete()
+    return {
+        "name": edge.name,
+        "pop": edge.pop,
+        "version": selectors.latest_version_number(),
+        "heartbeat_interval": HEARTBEAT_INTERVAL,
+        "invalidations": [invalidation_message(i) for i in pending_invalidations(edge)],
+    }
+
+
+def edge_applied(*, edge_name: str, version: int, error: str = "") -> None:
+    """Record what a push left the edge running; a version never goes back through a push."""
+    now = timezone.now()
+    EdgeNode.objects.filter(name=edge_name, applied_version__lt=version).update(applied_version=version, applied_at=now)
+    EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000])
+
+
+def invalidation_ack(*, edge: EdgeNode, ids: Iterable[int]) -> int:
+    wanted = set(ids)
+    existing = set(Invalidation.objects.filter(seq__in=wanted).values_list("seq", flat=True))
+    InvalidationAck.objects.bulk_create(
+        [InvalidationAck(invalidation_id=seq, edge=edge) for seq in sorted(existing)], ignore_conflicts=True)
+    invalidations_check_complete(existing)
+    return len(existing)
+
+
+def invalidations_check_complete(seqs: Iterable[int] | None = None) -> int:
+    """Complete every in-progress invalidation that all healthy edges acknowledged."""
+    healthy = list(EdgeNode.objects.filter(healthy=True).values_list("pk", flat=True))
+    pending = Invalidation.objects.filter(status="InProgress")
+    if seqs is not None:
+        pending = pending.filter(seq__in=list(seqs))
+    done = [
+        inv.seq for inv in pending.prefetch_related("acks")
+        if set(healthy) <= {ack.edge_id for ack in inv.acks.all()}
+    ]
+    return Invalidation.objects.filter(seq__in=done, status="InProgress").update(status="Completed",
+                                                                               completed_at=timezone.now())
+
+
+def fleet_check_health() -> list[str]:
+    """Mark edges that missed their heartbeats unhealthy; return their names."""
+    cutoff = timezone.now() - timedelta(seconds=HEARTBEAT_INTERVAL * MISSED_HEARTBEATS)
+    stale = EdgeNode.objects.filter(healthy=True).filter(Q(last_seen__lt=cutoff) | Q(last_seen__isnull=True))
+    names = list(stale.values_list("name", flat=True))
+    if names:
+        EdgeNode.objects.filter(name__in=names).update(healthy=False)
+        log.warning("edges missed %s heartbeats and are now unhealthy: %s", MISSED_HEARTBEATS, ", ".join(names))
+        invalidations_check_complete()
+    return names
+
+
+# ---- Traffic statistics ----
+
+def _bucket_sum(a: list[int], b: list[int]) -> list[int]:
+    size = max(len(a), len(b), len(LATENCY_BUCKETS_MS))
+    return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(size)]
+
+
+def _add_to_row(*, distribution_id: str, edge: EdgeNode, resolution: str, period_start: datetime,
+                counters: dict[str, Any]) -> None:
+    row, _ = TrafficStat.objects.select_for_update().get_or_create(
+        distribution_id=distribution_id, edge=edge, resolution=resolution, period_start=period_start)
+    for name in COUNTERS:
+        setattr(row, name, getattr(row, name) + int(counters.get(name, 0)))
+    row.latency_ms_buckets = _bucket_sum(list(row.latency_ms_buckets), list(counters.get("latency_ms_buckets", [])))
+    row.save()
+
+
+@transaction.atomic
+def stats_ingest(*, edge: EdgeNode, interval_start: int, distributions: dict[str, dict[str, Any]]) -> bool:
+    """Add one interval report to the minute and hour rows; False (nothing counted) for a retry.
+
+    Both resolutions are written here rather than rolled up later, so a report that arrives
+    late (an edge buffered it through an outage) lands in the right hour too.
+    """
+    start = datetime.fromtimestamp(interval_start, tz=dt_timezone.utc)
+    try:
+        with transaction.atomic():
+            StatsReceipt.objects.create(edge=edge, interval_start=start)
+    except IntegrityError:
+        return False
+    known = set(Distribution.objects.filter(id__in=list(distributions)).values_list("id", flat=True))
+    minute = start.replace(second=0, microsecond=0)
+    hour = minute.replace(minute=0)
+    for distribution_id in sorted(known):
+        counters = distributions[distribution_id]
+        _add_to_row(distribution_id=distribution_id, edge=edge, resolution="minute", period_start=minute,
+                    counters=counters)
+        _add_to_row(distribution_id=distribution_id, edge=edge, resolution="hour", period_start=hour,
+                    counters=counters)
+    return True
+
+
+MINUTE_RETENTION = timedelta(days=7)
+HOUR_RETENTION = timedelta(days=400)
+
+
+def stats_prune(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    removed = TrafficStat.objects.filter(resolution="minute", period_start__lt=now - MINUTE_RETENTION).delete()[0]
+    removed += TrafficStat.objects.filter(resolution="hour", period_start__lt=now - HOUR_RETENTION).delete()[0]
+    StatsReceipt.objects.filter(interval_start__lt=now - MINUTE_RETENTION).delete()
+    return removed

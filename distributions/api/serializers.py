@@ -311,8 +311,21 @@ class InvalidationSerializer(serializers.ModelSerializer):
 class EdgeNodeSerializer(serializers.ModelSerializer):
     class Meta:
         model = EdgeNode
-        fields = ("name", "pop", "url", "applied_version", "applied_at", "last_error", "last_seen", "healthy", "created_at")
+        fields = ("name", "pop", "url", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
+                  "healthy", "created_at")
         read_only_fields = fields
+
+
+class EdgeRegistrationSerializer(serializers.ModelSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once: only its hash is stored.")
+
+    class Meta:
+        model = EdgeNode
+        fields = ("name", "pop", "url", "token")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        clean_model(EdgeNode(token_hash="0" * 64, **attrs), exclude=["token_hash"])
+        return attrs
 
 
 class ConfigVersionSerializer(serializers.ModelSerializer):

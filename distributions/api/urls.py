@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import edge_views, views
 
 router = DefaultRouter()
 router.register("distributions", views.DistributionViewSet, basename="distribution")
@@ -13,12 +13,17 @@ router.register("cache-policies", views.CachePolicyViewSet, basename="cache-poli
 router.register("origin-request-policies", views.OriginRequestPolicyViewSet, basename="origin-request-policy")
 router.register("edges", views.EdgeNodeViewSet, basename="edge")
 router.register("config-versions", views.ConfigVersionViewSet, basename="config-version")
+router.register("stats", views.StatsViewSet, basename="stats")
 
 invalidations = views.InvalidationViewSet.as_view({"get": "list", "post": "create"})
 invalidation = views.InvalidationViewSet.as_view({"get": "retrieve"})
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("edge/heartbeat", edge_views.HeartbeatView.as_view(), name="edge-heartbeat"),
+    path("edge/config", edge_views.ConfigView.as_view(), name="edge-config"),
+    path("edge/acks", edge_views.AckView.as_view(), name="edge-acks"),
+    path("edge/stats", edge_views.StatsView.as_view(), name="edge-stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("distributions/<str:distribution_id>/invalidations/", invalidations, name="invalidation-list"),

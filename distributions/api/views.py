@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +25,7 @@ from .serializers import (
     ConfigVersionSerializer,
     DistributionSerializer,
     EdgeNodeSerializer,
+    EdgeRegistrationSerializer,
     InvalidationSerializer,
     OriginRequestPolicySerializer,
 )
@@ -43,6 +49,36 @@ def check_if_match(request: Request, distribution: Distribution) -> None:
     candidates = [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")]
     if "*" not in candidates and distribution.etag not in candidates:
         raise PreconditionFailed()
+
+
+STATS_PARAMETERS = [
+    OpenApiParameter("start", str, description="ISO 8601 time or Unix seconds; default: end minus 1 hour (minute) or 1 day (hour)"),
+    OpenApiParameter("end", str, description="ISO 8601 time or Unix seconds; default: now"),
+    OpenApiParameter("interval", str, enum=["minute", "hour"], description="default: minute"),
+]
+
+
+def _parse_time(name: str, raw: str | None, default: datetime) -> datetime:
+    if not raw:
+        return default
+    if raw.isdigit():
+        return datetime.fromtimestamp(int(raw), tz=dt_timezone.utc)
+    parsed = parse_datetime(raw)
+    if parsed is None:
+        raise serializers.ValidationError({name: f"{raw!r} is not an ISO 8601 time or Unix seconds"})
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+
+
+def stats_answer(request: Request, distribution_ids: list[str]) -> Response:
+    interval = request.query_params.get("interval", "minute")
+    if interval not in ("minute", "hour"):
+        raise serializers.ValidationError({"interval": "interval must be 'minute' or 'hour'"})
+    end = _parse_time("end", request.query_params.get("end"), timezone.now())
+    span = timedelta(hours=1) if interval == "minute" else timedelta(days=1)
+    start = _parse_time("start", request.query_params.get("start"), end - span)
+    if start >= end:
+        raise serializers.ValidationError({"start": "start must be before end"})
+    return Response(selectors.traffic_stats(distribution_ids, start=start, end=end, interval=interval))
 
 
 @extend_schema_view(
@@ -94,6 +130,12 @@ class DistributionViewSet(viewsets.ModelViewSet):
             services.distribution_update(distribution=locked, user=request.user, data=serializer.validated_data)
         return self._answer(distribution)
 
+    @extend_schema(parameters=STATS_PARAMETERS, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        """Requests, hit ratio, bandwidth, error rates and latency percentiles, per minute or hour."""
+        return stats_answer(request, [self.get_object().pk])
+
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         distribution = self.get_object()
         with transaction.atomic():
@@ -101,6 +143,15 @@ class DistributionViewSet(viewsets.ModelViewSet):
             check_if_match(request, locked)
             services.distribution_delete(distribution=locked, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class StatsViewSet(viewsets.ViewSet):
+    """Traffic of every distribution the user owns (staff: all)."""
+
+    @extend_schema(parameters=STATS_PARAMETERS, responses={200: OpenApiTypes.OBJECT})
+    def list(self, request: Request) -> Response:
+        ids = list(selectors.distribution_list(request.user).values_list("id", flat=True))
+        return stats_answer(request, ids)
 
 
 class _PolicyViewSet(viewsets.ModelViewSet):
@@ -174,14 +225,27 @@ class InvalidationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins
         return Response(self.get_serializer(invalidation).data, status=code)
 
 
-class EdgeNodeViewSet(viewsets.ReadOnlyModelViewSet):
-    """The fleet: each edge's applied config version and health."""
+class IsStaffToChange(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+
+
+class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """The fleet: each edge's applied config version and health. Staff register and remove edges."""
 
     serializer_class = EdgeNodeSerializer
     lookup_field = "name"
+    permission_classes = [permissions.IsAuthenticated, IsStaffToChange]
 
     def get_queryset(self) -> Any:
         return selectors.edge_list()
+
+    @extend_schema(request=EdgeRegistrationSerializer, responses={201: EdgeRegistrationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = EdgeRegistrationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        edge, token = services.edge_register(**serializer.validated_data)
+        return Response(dict(EdgeNodeSerializer(edge).data, token=token), status=status.HTTP_201_CREATED)
 
 
 class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):

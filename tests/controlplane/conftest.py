@@ -78,3 +78,13 @@ def created(api: APIClient, django_capture_on_commit_callbacks: Any) -> dict[str
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def tasks_run_inline() -> Any:
+    """Unit tests run Celery tasks in-process; the end-to-end tests start a real worker."""
+    from controlplane.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

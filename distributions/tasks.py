@@ -1,0 +1,77 @@
+"""Thin Celery tasks: load by id, call the fleet and the services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from . import fleet, selectors, services
+from .models import EdgeNode, Invalidation
+
+log = logging.getLogger(__name__)
+
+
+def _targets(edges: Any) -> list[fleet.Target]:
+    return [fleet.Target(edge.name, edge.url, edge.token_hash) for edge in edges]
+
+
+@shared_task(ignore_result=True)
+def push_config(version: int | None = None) -> dict[str, int]:
+    """Push the NEWEST version to every healthy edge that is behind.
+
+    A burst of edits queues several of these; each pushes whatever is newest when it runs,
+    and edges refuse anything older than what they run, so a slow push never rolls an edge back.
+    """
+    latest = selectors.config_version_latest()
+    if latest is None:
+        return {}
+    edges = EdgeNode.objects.filter(healthy=True, applied_version__lt=latest.version)
+    results: dict[str, int] = {}
+    for outcome in fleet.broadcast(_targets(edges), "PUT", "/config", latest.document):
+        running = int(outcome.body.get("version", 0) or 0)
+        if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
+            services.edge_applied(edge_name=outcome.name, version=running or latest.version)
+        else:
+            EdgeNode.objects.filter(name=outcome.name).update(last_error=outcome.error[:2000])
+            log.warning("edge %s did not take version %s: %s", outcome.name, latest.version, outcome.error)
+        results[outcome.name] = outcome.status
+    return results
+
+
+def _push_invalidations(edges: list[EdgeNode], invalidations: list[Invalidation]) -> None:
+    for invalidation in invalidations:
+        message = services.invalidation_message(invalidation)
+        for outcome in fleet.broadcast(_targets(edges), "POST", "/invalidations", message):
+            if outcome.ok:
+                edge = next(e for e in edges if e.name == outcome.name)
+                services.invalidation_ack(edge=edge, ids=[invalidation.seq])
+            else:
+                log.warning("edge %s did not apply invalidation %s: %s", outcome.name, invalidation.id, outcome.error)
+
+
+@shared_task(ignore_result=True)
+def push_invalidation(seq: int) -> None:
+    invalidation = Invalidation.objects.filter(seq=seq).first()
+    if invalidation is None:
+        return
+    _push_invalidations(list(EdgeNode.objects.filter(healthy=True)), [invalidation])
+    services.invalidations_check_complete([seq])
+
+
+@shared_task(ignore_result=True)
+def fleet_tick() -> None:
+    """The safety net: health, re-push of config and invalidations, completion."""
+    services.fleet_check_health()
+    push_config()
+    for edge in EdgeNode.objects.filter(healthy=True):
+        pending = services.pending_invalidations(edge)[:100]
+        if pending:
+            _push_invalidations([edge], pending)
+    services.invalidations_check_complete()
+
+
+@shared_task(ignore_result=True)
+def stats_prune() -> int:
+    return services.stats_prune()

@@ -1,0 +1,169 @@
+"""Pushes to a stand-in edge on loopback that checks signatures the way the edge agent does."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from distributions import services, tasks
+from distributions.models import Distribution, EdgeNode, Invalidation
+
+pytestmark = pytest.mark.django_db
+
+
+class StubEdge:
+    """Runs the admin API contract: refuses bad signatures and versions older than it runs."""
+
+    def __init__(self, token: str, refuse_with: tuple[int, str] | None = None) -> None:
+        self.key = hashlib.sha256(token.encode()).digest()
+        self.version = 0
+        self.received: list[tuple[str, str, Any]] = []
+        self.bad_signatures = 0
+        self.refuse_with = refuse_with
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ts = self.headers.get("X-Edge-Timestamp", "")
+                expected = hmac.new(stub.key, f"{ts}\n{self.command}\n{self.path}\n".encode() + body,
+                                    hashlib.sha256).hexdigest()
+                if not ts or abs(time.time() - int(ts)) > 300 or not hmac.compare_digest(
+                        expected, self.headers.get("X-Edge-Signature", "")):
+                    stub.bad_signatures += 1
+                    return self._answer(401, {"error": "bad signature"})
+                payload = json.loads(body)
+                stub.received.append((self.command, self.path, payload))
+                if stub.refuse_with:
+                    return self._answer(stub.refuse_with[0], {"error": stub.refuse_with[1], "version": stub.version})
+                if self.path == "/config":
+                    if payload["version"] < stub.version:
+                        return self._answer(409, {"error": "older than running", "version": stub.version})
+                    stub.version = payload["version"]
+                    return self._answer(200, {"version": stub.version})
+                return self._answer(200, {"id": payload["id"], "removed": 0})
+
+            do_PUT = do_POST = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def edges() -> Iterator[list[tuple[EdgeNode, StubEdge]]]:
+    made = []
+    for name in ("edge-fra", "edge-iad"):
+        edge, token = services.edge_register(name=name, pop=name[-3:], url="http://127.0.0.1:1")
+        stub = StubEdge(token)
+        EdgeNode.objects.filter(pk=edge.pk).update(url=stub.url, healthy=True)
+        made.append((EdgeNode.objects.get(pk=edge.pk), stub))
+    yield made
+    for _, stub in made:
+        stub.close()
+
+
+def publish(n: int) -> None:
+    for i in range(n):
+        services.config_version_publish(f"change {i}")
+        Distribution.objects.update(default_root_object=f"v{i}.html")
+
+
+def test_it_pushes_the_newest_version_to_every_healthy_edge_with_a_valid_signature(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    results = tasks.push_config()
+    assert results == {"edge-fra": 200, "edge-iad": 200}
+    for edge, stub in edges:
+        edge.refresh_from_db()
+        assert stub.bad_signatures == 0 and stub.version == edge.applied_version >= 1
+        assert edge.applied_at is not None and edge.last_error == ""
+    assert Distribution.objects.get().config_version <= edges[0][0].applied_version
+
+
+def test_a_burst_of_versions_is_coalesced_into_one_push_of_the_newest(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    publish(4)
+    newest = services.selectors.latest_version_number()
+    for _ in range(3):  # three queued push tasks from the burst
+        tasks.push_config()
+    for _, stub in edges:
+        assert [payload["version"] for _, _, payload in stub.received] == [newest]
+
+
+def test_an_edge_running_something_newer_is_never_rolled_back(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    edge, stub = edges[0]
+    stub.version = 99
+    tasks.push_config()
+    edge.refresh_from_db()
+    assert stub.version == 99 and edge.applied_version == 99
+
+
+def test_a_refused_push_records_the_edges_reason(created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    edge, stub = edges[0]
+    stub.refuse_with = (400, "distributions[0].origins: must be a list")
+    tasks.push_config()
+    edge.refresh_from_db()
+    assert edge.applied_version == 0 and edge.last_error == "distributions[0].origins: must be a list"
+
+
+def test_an_unreachable_edge_is_recorded_and_does_not_hold_up_the_others(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    edges[0][1].close()
+    results = tasks.push_config()
+    assert results["edge-fra"] == 0 and results["edge-iad"] == 200
+    assert "Connect" in EdgeNode.objects.get(name="edge-fra").last_error
+
+
+def test_a_wrong_key_is_refused_by_the_edge(created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    EdgeNode.objects.filter(name="edge-fra").update(token_hash=hashlib.sha256(b"someone else").hexdigest())
+    tasks.push_config()
+    assert edges[0][1].bad_signatures >= 1 and edges[0][1].version == 0
+
+
+def test_an_invalidation_push_is_acknowledged_and_completes(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None,
+                                                   paths=["/img/*"], tags=["t1"], caller_reference=None)
+    tasks.push_invalidation(invalidation.seq)
+    for _, stub in edges:
+        assert stub.received[-1] == ("POST", "/invalidations", {"id": invalidation.seq, "distribution_id": invalidation.distribution_id,
+                                                                "paths": ["/img/*"], "tags": ["t1"]})
+    invalidation.refresh_from_db()
+    assert invalidation.status == "Completed"
+
+
+def test_the_fleet_tick_repushes_what_an_edge_missed(created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None,
+                                                   paths=["/a"], tags=[], caller_reference=None)
+    for edge, _ in edges:
+        EdgeNode.objects.filter(pk=edge.pk).update(last_seen=services.timezone.now())
+    tasks.fleet_tick()
+    for edge, stub in edges:
+        edge.refresh_from_db()
+        assert stub.version == edge.applied_version >= 1
+        assert ("POST", "/invalidations") in [(m, p) for m, p, _ in stub.received]
+    assert Invalidation.objects.get(pk=invalidation.pk).status == "Completed"
