@@ -122,8 +122,10 @@ def build_app(target: AdminTarget, token: str | None) -> web.Application:
         return _json(200, {"status": "ok", "name": target.name, "pop": target.pop, "version": target.version})
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text=target.metrics_text(), content_type="text/plain", charset="utf-8",
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(
+            body=target.metrics_text().encode(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
     async def get_config(request: web.Request) -> web.Response:
         doc = target.document()
