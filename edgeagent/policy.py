@@ -119,7 +119,8 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
 
 # ---- Accept-Encoding and compression ----
 
-_AE_MEMO: dict[tuple[str, bool, bool], str] = {}
+# One memo per (brotli allowed, gzip allowed) combination, indexed br * 2 + gzip.
+_AE_MEMOS: tuple[dict[str, str], ...] = ({}, {}, {}, {})
 
 
 def _accepted_codings(accept_encoding: str) -> dict[str, float]:
@@ -154,8 +155,8 @@ def key_encoding(accept_encoding: str | None, policy: CachePolicy) -> str:
 
 def select_encoding(accept_encoding: str, allow_br: bool, allow_gzip: bool) -> str:
     """The preferred of br / gzip the viewer accepts (q > 0), or "" for identity."""
-    memo_key = (accept_encoding, allow_br, allow_gzip)
-    found = _AE_MEMO.get(memo_key)
+    memo = _AE_MEMOS[allow_br * 2 + allow_gzip]
+    found = memo.get(accept_encoding)
     if found is not None:
         return found
     codings = _accepted_codings(accept_encoding)
@@ -165,7 +166,7 @@ def select_encoding(accept_encoding: str, allow_br: bool, allow_gzip: bool) -> s
         result = "br"
     elif allow_gzip and codings.get("gzip", codings.get("x-gzip", star)) > 0:
         result = "gzip"
-    _remember(_AE_MEMO, memo_key, result)
+    _remember(memo, accept_encoding, result)
     return result
 
 

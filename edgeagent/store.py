@@ -1,21 +1,28 @@
 """The object store: a memory tier and a disk tier, both LRU and bounded by bytes.
 
-Every object is written through to disk (when a disk tier is configured) so the cache
-survives a restart; objects up to `memory_object_max` bytes are also kept in memory, where a
-hit is one dict lookup. Larger objects live on disk only and are streamed from their file.
+Objects up to `memory_object_max` bytes are served from memory, where a hit is one dict
+lookup; they are also persisted to disk, so the cache survives a restart. Larger objects
+are streamed straight to a disk file and served from it.
 
 On disk each object is two files under `<disk_dir>/objects/<2 hex>/`: `<sha256>.meta` (JSON,
-including the body's length and CRC-32) and `<sha256>.<nonce>.body`. Both are written to
-`<disk_dir>/tmp/` and renamed into place (body first, then meta), so a crash leaves either
-the old object, the new one, or an orphan body that the next start deletes. On open, the
-store re-indexes the directory, dropping anything unreadable, truncated or orphaned; bodies
-are checked against their CRC before they are first served (small ones when promoted to
-memory, large ones by a background verification thread).
+including the body's length and CRC-32) and `<sha256>.<nonce>.body`. A body is written under
+its own fresh name, which nothing references until it is complete; then the meta file is
+written under `<disk_dir>/tmp/` and renamed into place. A crash therefore leaves the old
+object, the new one, or an unreferenced body that the next start deletes. On open the store re-indexes
+the directory, dropping anything unreadable, truncated or orphaned; a body is checked
+against its CRC before it is first served (a small one when it is promoted to memory, a
+large one by a background verification thread).
 
-Threading: everything runs on the event loop thread except that verification thread, which
-only reads files and sets flags on objects. Calls that touch the disk are bounded: a
-`Writer.write` is one `os.write` of the chunk it is given, a commit is two renames and a
-small meta write, a promotion reads at most `memory_object_max` bytes.
+Threading. Everything runs on the caller's (event loop) thread except two helpers:
+- the disk writer thread persists small objects behind the loop's back (a file write here
+  costs a few hundred microseconds, far more than a miss may spend on the loop). It hands
+  finished files back through a queue the loop drains on its next store call; a commit,
+  invalidation or removal that happened meanwhile wins (see `_drain`). `close()` waits for
+  it, so a graceful shutdown persists everything.
+- the verification thread (after a restart) only reads files and sets flags on objects.
+What stays on the loop is bounded: a `Writer.write` of a large object is one `os.write` of
+the chunk it is given, its commit two renames and a small meta write, and a promotion reads
+at most `memory_object_max` bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import secrets
 import threading
 import zlib
@@ -38,15 +46,9 @@ _META_VERSION = 1
 _MEM_OVERHEAD = 400
 _VARY_SEP = "\x03"
 _REMOVAL_LOG = 256
-
-
-@dataclass(frozen=True, slots=True)
-class _Removal:
-    seq: int
-    distribution_id: str
-    matchers: tuple[Callable[[str], bool], ...]
-    tags: frozenset[str]
-    primary_key: str | None
+# Backlog of the disk writer thread; beyond it small objects stay memory-only.
+_MAX_PENDING_JOBS = 2000
+_MAX_PENDING_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +84,12 @@ class CachedObject:
     """A stored response.
 
     `body` is the whole body when the object is in the memory tier (read it once per
-    response: eviction hands out a new object rather than mutating this one, but a later
-    lookup may return a different instance). `file_path` is the body file when the object is
-    on disk; a file may disappear after eviction, so open it with `open_body()` and treat
-    FileNotFoundError as a miss. `head` is a slot for the server's pre-serialised response
-    head; it is per instance and starts as None after every store or refresh.
+    response: the store hands out new instances rather than mutating this one). `file_path`
+    is the body file of a disk object; the file disappears when the object is evicted, so
+    open it with `open_body()` and treat FileNotFoundError as a miss (an open file stays
+    readable after eviction). `head` is a slot for the server's pre-serialised response
+    head; it belongs to this instance and is None in every new one (after a store or a
+    refresh).
     """
 
     __slots__ = ("key", "primary_key", "meta", "size", "crc", "body", "file_path",
@@ -120,7 +123,7 @@ class CachedObject:
         return open(self.file_path, "rb")
 
     def read(self, first: int = 0, last: int | None = None) -> bytes:
-        """Bytes first..last inclusive; blocking file read for disk-only objects, meant for
+        """Bytes first..last inclusive; a blocking file read for disk objects, meant for
         small slices (stream large ranges from `open_body()`)."""
         end = self.size if last is None else last + 1
         if self.body is not None:
@@ -133,13 +136,15 @@ class CachedObject:
 class Writer:
     """Streams one response into the store.
 
-    `write` returns False once the writer has given up (object over a size limit, disk
-    error); the server keeps streaming to the viewer and simply stops writing. Nothing is
-    visible to lookups before `commit()`. Always end with `commit()` or `abort()`.
+    Small bodies accumulate in memory; once past `memory_object_max` they spill to a body
+    file (unreferenced until commit) and every further `write` is one `os.write`. `write` returns False once the writer
+    has given up (over a size limit, disk error): the server keeps streaming to the viewer
+    and stops writing. Nothing is visible to lookups before `commit()`. Always end with
+    `commit()` or `abort()`.
     """
 
     __slots__ = ("_store", "key", "primary_key", "meta", "size", "_chunks", "_fd",
-                 "_tmp", "_crc", "_done", "_failed", "_seq")
+                 "_path", "_crc", "_done", "_failed", "_seq")
 
     def __init__(self, store: Store, key: str, primary_key: str, meta: ObjectMeta,
                  keep_in_memory: bool, to_disk: bool) -> None:
@@ -151,23 +156,26 @@ class Writer:
         self.size = 0
         self._chunks: list[bytes] | None = [] if keep_in_memory else None
         self._fd = -1
-        self._tmp: str | None = None
+        self._path: str | None = None
         self._crc = 0
         self._done = False
         self._failed = not (keep_in_memory or to_disk)
-        if to_disk and not self._failed:
-            try:
-                self._tmp = store._temp_path()
-                self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except OSError:
-                self._tmp = None
-                self._fd = -1
-                if not keep_in_memory:
-                    self._failed = True
+        if to_disk and not keep_in_memory and not self._open_body_file():
+            self._failed = True
 
     @property
     def failed(self) -> bool:
         return self._failed
+
+    def _open_body_file(self) -> bool:
+        try:
+            self._path = self._store._new_body_path(self.key)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            return True
+        except OSError:
+            self._path = None
+            self._fd = -1
+            return False
 
     def write(self, chunk: bytes | bytearray | memoryview) -> bool:
         if self._failed or self._done:
@@ -180,24 +188,30 @@ class Writer:
         if self.size > store.max_object_size:
             self._fail()
             return False
-        if self._chunks is not None:
+        chunks = self._chunks
+        if chunks is not None:
             if self.size <= store.memory_object_max:
-                self._chunks.append(bytes(chunk))
-            else:
-                self._chunks = None
-                if self._fd < 0:
-                    self._fail()
-                    return False
-        if self._fd >= 0:
-            try:
-                view = memoryview(chunk)
-                while view:
-                    written = os.write(self._fd, view)
-                    view = view[written:]
-            except OSError:
+                chunks.append(bytes(chunk))
+                return True
+            # Too big for memory after all: spill what we have to a body file.
+            self._chunks = None
+            if store.disk_dir is None or not self._open_body_file():
                 self._fail()
                 return False
-            self._crc = zlib.crc32(chunk, self._crc)
+            if chunks and not self._write_fd(b"".join(chunks)):
+                return False
+        return self._write_fd(chunk)
+
+    def _write_fd(self, chunk: bytes | bytearray | memoryview) -> bool:
+        try:
+            view = memoryview(chunk)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            self._fail()
+            return False
+        self._crc = zlib.crc32(chunk, self._crc)
         return True
 
     def commit(self) -> CachedObject | None:
@@ -208,32 +222,28 @@ class Writer:
         """
         if self._done:
             return None
-        if not self._failed and self._store._removed_since(self._seq, self.primary_key,
-                                                           self.meta):
+        store = self._store
+        if not self._failed and store._removed_since(self._seq, self.primary_key, self.meta):
             self._fail()
         self._done = True
         if self._failed:
             return None
-        body = b"".join(self._chunks) if self._chunks is not None else None
-        if body is not None and self._fd < 0:
-            crc = zlib.crc32(body)
-        else:
-            crc = self._crc
-        file_path = meta_path = None
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            try:
-                os.close(fd)
-                assert self._tmp is not None
-                file_path, meta_path = self._store._publish(
-                    self.key, self.primary_key, self.meta, self.size, crc, self._tmp)
-            except OSError:
-                self._unlink_tmp()
-                if body is None:
-                    return None
-            self._tmp = None
-        return self._store._add(CachedObject(self.key, self.primary_key, self.meta,
-                                             self.size, crc, body, file_path, meta_path))
+        if self._chunks is not None:
+            body = b"".join(self._chunks)
+            self._chunks = None
+            return store._commit_small(CachedObject(
+                self.key, self.primary_key, self.meta, self.size, zlib.crc32(body), body,
+                None, None))
+        fd, self._fd = self._fd, -1
+        path, self._path = self._path, None
+        assert path is not None
+        try:
+            os.close(fd)
+        except OSError:
+            _unlink(path)
+            return None
+        return store._commit_large(self.key, self.primary_key, self.meta, self.size,
+                                   self._crc, path)
 
     def abort(self) -> None:
         if self._done:
@@ -250,15 +260,33 @@ class Writer:
             except OSError:
                 pass
             self._fd = -1
-        self._unlink_tmp()
+        if self._path is not None:
+            _unlink(self._path)
+            self._path = None
 
-    def _unlink_tmp(self) -> None:
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self._tmp = None
+
+@dataclass(frozen=True, slots=True)
+class _Removal:
+    seq: int
+    distribution_id: str
+    matchers: tuple[Callable[[str], bool], ...]
+    tags: frozenset[str]
+    primary_key: str | None
+
+
+@dataclass(slots=True)
+class _Job:
+    """A disk write for the writer thread: a whole small object, or (body None) a new
+    meta file for a body already on disk (`body_name`)."""
+
+    token: int
+    seq: int
+    obj: CachedObject
+    body: bytes | None
+    body_name: str = ""
+    body_path: str = ""
+    meta_path: str = ""
+    written: bool = False
 
 
 @dataclass(slots=True)
@@ -295,6 +323,16 @@ class Store:
         # Recent removals, so a fetch that started before one cannot store what it removed.
         self._seq = 0
         self._removals: deque[_Removal] = deque(maxlen=_REMOVAL_LOG)
+        # Write-behind: `_tokens` maps a key to its newest queued disk job; a job whose
+        # token is no longer there was superseded. `_disk_lock` orders the writer thread's
+        # file publication against the loop's large commits and removals.
+        self._disk_lock = threading.Lock()
+        self._tokens: dict[str, int] = {}
+        self._next_token = 0
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._done_jobs: deque[_Job] = deque()
+        self._pending_bytes = 0
+        self._writer_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._verifier: threading.Thread | None = None
         if self.disk_dir is not None:
@@ -311,7 +349,7 @@ class Store:
 
         Memory hits are a dict lookup and an LRU touch. A disk hit on an object small enough
         for memory reads its file once (bounded by `memory_object_max`) to promote it.
-        Disk objects whose checksum has not been verified yet since start are not served.
+        Large disk objects whose checksum has not been verified since start are not served.
         """
         names = self._vary.get(key)
         if names is not None:
@@ -321,6 +359,8 @@ class Store:
         if obj is not None:
             mem.move_to_end(key)
             return obj
+        if self._done_jobs:
+            self._drain()
         obj = self._disk.get(key)
         if obj is None:
             return None
@@ -355,6 +395,7 @@ class Store:
     # ---- Writing ----
 
     def full_key(self, key: str, meta: ObjectMeta) -> str:
+        """The key an object is stored under: the primary key plus its Vary secondary key."""
         return key + _VARY_SEP + meta.vary_key if meta.vary else key
 
     def begin(self, key: str, meta: ObjectMeta, size_hint: int | None = None) -> Writer:
@@ -375,10 +416,12 @@ class Store:
     def refresh(self, obj: CachedObject, meta: ObjectMeta) -> CachedObject:
         """Replace an object's metadata after a 304 from the origin (a RefreshHit).
 
-        The body is kept; on disk only the meta file is rewritten. If the object left the
-        store meanwhile (evicted, invalidated, replaced), nothing is stored again and the
-        returned object is detached. The new object's `head` slot is empty.
+        The body is kept; on disk only the meta file is rewritten (by the writer thread).
+        If the object left the store meanwhile (evicted, invalidated, replaced), nothing is
+        stored again and the returned object is detached. The new object's `head` is None.
         """
+        if self._done_jobs:
+            self._drain()
         meta = replace(meta, vary=obj.meta.vary, vary_key=obj.meta.vary_key)
         key = obj.key
         in_mem = self._mem.get(key)
@@ -388,30 +431,79 @@ class Store:
         if current is None or current.crc != obj.crc or current.size != obj.size:
             return CachedObject(key, obj.primary_key, meta, obj.size, obj.crc, body,
                                 obj.file_path, None, obj.verified)
-        file_path = meta_path = None
         if on_disk is not None and on_disk.file_path and on_disk.meta_path:
-            try:
-                self._write_meta(on_disk.meta_path, key, obj.primary_key, meta, obj.size,
-                                 obj.crc, os.path.basename(on_disk.file_path))
-                file_path, meta_path = on_disk.file_path, on_disk.meta_path
-            except OSError:
-                self._disk_remove(key)
-        fresh = CachedObject(key, obj.primary_key, meta, obj.size, obj.crc, None, file_path,
-                             meta_path, on_disk.verified if on_disk else True)
-        if file_path is not None:
+            fresh = CachedObject(key, obj.primary_key, meta, obj.size, obj.crc, None,
+                                 on_disk.file_path, on_disk.meta_path, on_disk.verified)
             self._disk_replace(fresh)
+            self._enqueue(_Job(0, self._seq, fresh, None,
+                               body_name=os.path.basename(on_disk.file_path),
+                               meta_path=on_disk.meta_path))
+        elif in_mem is not None and self.disk_dir is not None:
+            # Its first disk write may still be queued; queue the fresh metadata after it.
+            assert body is not None
+            self._enqueue(_Job(0, self._seq, CachedObject(
+                key, obj.primary_key, meta, obj.size, obj.crc, body, None, None), body))
         if body is None:
-            return fresh
+            fresh_disk = self._disk.get(key)
+            return fresh_disk if fresh_disk is not None else current
         fresh_mem = CachedObject(key, obj.primary_key, meta, obj.size, obj.crc, body,
-                                 file_path, meta_path)
+                                 None, None)
         self._mem_insert(fresh_mem)
         return fresh_mem
+
+    def _commit_small(self, obj: CachedObject) -> CachedObject:
+        if self._done_jobs:
+            self._drain()
+        self._prepare_layout(obj)
+        self._mem_insert(obj)
+        on_disk = self._disk.get(obj.key)
+        if on_disk is not None and on_disk.crc != obj.crc:
+            self._disk_remove(obj.key)
+        if self.disk_dir is not None:
+            self._enqueue(_Job(0, self._seq, obj, obj.body))
+        return obj
+
+    def _commit_large(self, key: str, primary_key: str, meta: ObjectMeta, size: int,
+                      crc: int, body_path: str) -> CachedObject | None:
+        if self._done_jobs:
+            self._drain()
+        obj = CachedObject(key, primary_key, meta, size, crc, None, None, None)
+        try:
+            with self._disk_lock:
+                self._tokens.pop(key, None)
+                obj.meta_path = self._publish(obj, body_path)
+                obj.file_path = body_path
+        except OSError:
+            _unlink(body_path)
+            return None
+        self._prepare_layout(obj)
+        stale = self._mem.pop(key, None)
+        if stale is not None:
+            self._mem_used -= stale.cost
+        self._disk_replace(obj)
+        return obj
+
+    def _prepare_layout(self, obj: CachedObject) -> None:
+        """Forget other variants when a resource's Vary layout changes."""
+        primary = obj.primary_key
+        names = obj.meta.vary
+        old_names = self._vary.get(primary)
+        if names == (old_names or ()):
+            return
+        if old_names is None:
+            self._drop(primary)
+        else:
+            self._remove(primary)
+        if names:
+            self._vary[primary] = names
 
     # ---- Removal ----
 
     def remove(self, key: str) -> int:
         """Remove a primary key with all its Vary variants; returns objects removed."""
-        self._log_removal(key.split("\x00", 1)[0], (), frozenset(), key)
+        with self._disk_lock:
+            self._log_removal(key.split("\x00", 1)[0], (), frozenset(), key)
+            self._drain()
         return self._remove(key)
 
     def _remove(self, key: str) -> int:
@@ -426,10 +518,13 @@ class Store:
                    tags: Iterable[str] = ()) -> int:
         """Remove every object of a distribution whose path matches one of `paths` (exact,
         `*` wildcards, `/*`) or which carries one of `tags`: all variants (query strings,
-        headers, cookies, encodings, Vary), both tiers. Returns objects removed."""
+        headers, cookies, encodings, Vary), both tiers, including disk writes still queued.
+        Returns objects removed."""
         matchers = tuple(compile_invalidation(p) for p in paths)
         tag_set = frozenset(tags)
-        self._log_removal(distribution_id, matchers, tag_set, None)
+        with self._disk_lock:
+            self._log_removal(distribution_id, matchers, tag_set, None)
+            self._drain()
         index = self._by_dist.get(distribution_id)
         if index is None:
             return 0
@@ -438,14 +533,14 @@ class Store:
             obj = self._mem.get(key) or self._disk.get(key)
             if obj is None:
                 continue
-            path = obj.meta.path
-            if any(m(path) for m in matchers) or (tag_set and not tag_set.isdisjoint(
-                    obj.meta.tags)):
+            if any(m(obj.meta.path) for m in matchers) or (
+                    tag_set and not tag_set.isdisjoint(obj.meta.tags)):
                 victims.append(key)
         return sum(1 for k in victims if self._drop(k))
 
     def clear(self) -> int:
         """Remove everything (both tiers)."""
+        self.flush()
         keys = list(dict.fromkeys([*self._mem, *self._disk]))
         return sum(1 for k in keys if self._drop(k))
 
@@ -472,7 +567,7 @@ class Store:
                 return True
         return False
 
-    # ---- Introspection ----
+    # ---- Introspection and lifecycle ----
 
     @property
     def memory_used(self) -> int:
@@ -492,19 +587,33 @@ class Store:
 
     def stats(self) -> dict[str, int]:
         """Gauges for /metrics (names become `edge_<name>`)."""
+        if self._done_jobs:
+            self._drain()
         return {
             "cache_memory_bytes": self._mem_used,
             "cache_memory_objects": len(self._mem),
             "cache_disk_bytes": self._disk_used,
             "cache_disk_objects": len(self._disk),
+            "cache_disk_write_backlog": self._jobs.qsize(),
         }
 
     def __len__(self) -> int:
         return len(set(self._mem) | set(self._disk))
 
+    def flush(self) -> None:
+        """Wait until every queued disk write is done and indexed (blocking)."""
+        if self._writer_thread is not None:
+            self._jobs.join()
+        self._drain()
+
     def close(self) -> None:
-        """Stop the verification thread; the disk tier needs no flush."""
+        """Finish queued disk writes and stop the helper threads (blocking; at shutdown)."""
         self._stop.set()
+        if self._writer_thread is not None:
+            self._jobs.put(None)
+            self._writer_thread.join()
+            self._writer_thread = None
+        self._drain()
         if self._verifier is not None:
             self._verifier.join()
             self._verifier = None
@@ -514,30 +623,6 @@ class Store:
     def _primary(self, key: str) -> str:
         obj = self._mem.get(key) or self._disk.get(key)
         return obj.primary_key if obj is not None else key
-
-    def _add(self, obj: CachedObject) -> CachedObject:
-        primary = obj.primary_key
-        names = obj.meta.vary
-        old_names = self._vary.get(primary)
-        if names != (old_names or ()):
-            # The Vary layout of this resource changed: earlier variants are unreachable.
-            if old_names is None:
-                self._drop(primary)
-            else:
-                self._remove(primary)
-            if names:
-                self._vary[primary] = names
-        if obj.file_path is not None:
-            self._disk_replace(obj if obj.body is None else CachedObject(
-                obj.key, primary, obj.meta, obj.size, obj.crc, None, obj.file_path,
-                obj.meta_path))
-        if obj.body is not None:
-            self._mem_insert(obj)
-        else:
-            stale = self._mem.pop(obj.key, None)
-            if stale is not None:
-                self._mem_used -= stale.cost
-        return obj
 
     def _index(self, obj: CachedObject) -> None:
         dist = self._by_dist.get(obj.meta.distribution_id)
@@ -555,11 +640,12 @@ class Store:
                 del self._by_dist[distribution_id]
 
     def _mem_insert(self, obj: CachedObject) -> None:
-        if obj.cost > self.memory_bytes:
-            return
         old = self._mem.pop(obj.key, None)
         if old is not None:
             self._mem_used -= old.cost
+        if obj.cost > self.memory_bytes:
+            self._unindex(obj.key, obj.meta.distribution_id)
+            return
         self._mem[obj.key] = obj
         self._mem_used += obj.cost
         self._index(obj)
@@ -582,25 +668,20 @@ class Store:
             self._disk_used -= victim.size
             _unlink(victim.meta_path)
             _unlink(victim.file_path)
-            mem_obj = self._mem.get(key)
-            if mem_obj is not None:
-                # Still served from memory, but there is no file behind it any more.
-                self._mem[key] = CachedObject(key, mem_obj.primary_key, mem_obj.meta,
-                                              mem_obj.size, mem_obj.crc, mem_obj.body, None,
-                                              None)
             self._unindex(key, victim.meta.distribution_id)
 
     def _drop(self, key: str) -> bool:
         found = False
         dist_id = ""
+        self._tokens.pop(key, None)
         obj = self._mem.pop(key, None)
         if obj is not None:
             self._mem_used -= obj.cost
             dist_id = obj.meta.distribution_id
             found = True
-        obj = self._disk_remove(key)
-        if obj is not None:
-            dist_id = obj.meta.distribution_id
+        disk_obj = self._disk_remove(key)
+        if disk_obj is not None:
+            dist_id = disk_obj.meta.distribution_id
             found = True
         if found:
             self._unindex(key, dist_id)
@@ -614,7 +695,78 @@ class Store:
             _unlink(obj.file_path)
         return obj
 
-    # ---- Internals: disk ----
+    # ---- Internals: the disk writer thread ----
+
+    def _enqueue(self, job: _Job) -> None:
+        size = job.obj.size if job.body is not None else 0
+        if self._jobs.qsize() >= _MAX_PENDING_JOBS or \
+                self._pending_bytes + size > _MAX_PENDING_BYTES:
+            self._tokens.pop(job.obj.key, None)
+            return
+        self._next_token += 1
+        job.token = self._next_token
+        self._tokens[job.obj.key] = job.token
+        self._pending_bytes += size
+        if self._writer_thread is None:
+            self._writer_thread = threading.Thread(target=self._write_jobs,
+                                                   name="edge-store-writer", daemon=True)
+            self._writer_thread.start()
+        self._jobs.put(job)
+
+    def _write_jobs(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                with self._disk_lock:
+                    obj = job.obj
+                    if self._tokens.get(obj.key) == job.token and not self._removed_since(
+                            job.seq, obj.primary_key, obj.meta):
+                        try:
+                            if job.body is not None:
+                                job.body_path = self._new_body_path(obj.key)
+                                with open(job.body_path, "xb") as f:
+                                    f.write(job.body)
+                                job.meta_path = self._publish(obj, job.body_path)
+                            else:
+                                self._write_meta(job.meta_path, obj, job.body_name)
+                            job.written = True
+                        except (OSError, ValueError, TypeError):
+                            pass
+                    self._done_jobs.append(job)
+            finally:
+                self._jobs.task_done()
+
+    def _drain(self) -> None:
+        """Index the writer thread's finished jobs (loop side).
+
+        A job still current (its token unchanged, nothing removed it meanwhile) becomes the
+        disk copy; a superseded one leaves its body file to be deleted here (its meta file
+        was or will be overwritten by the newer job).
+        """
+        done = self._done_jobs
+        while done:
+            job = done.popleft()
+            obj = job.obj
+            if job.body is not None:
+                self._pending_bytes -= obj.size
+            current = self._tokens.get(obj.key) == job.token
+            if current:
+                del self._tokens[obj.key]
+            if not job.written:
+                continue
+            if job.body is None:
+                continue
+            if not current or self._removed_since(job.seq, obj.primary_key, obj.meta):
+                _unlink(job.body_path)
+                if current:
+                    _unlink(job.meta_path)
+                continue
+            self._disk_replace(CachedObject(obj.key, obj.primary_key, obj.meta, obj.size,
+                                            obj.crc, None, job.body_path, job.meta_path))
+
+    # ---- Internals: files ----
 
     def _temp_path(self) -> str:
         assert self.disk_dir is not None
@@ -628,30 +780,30 @@ class Store:
             self._made_dirs.add(d)
         return d
 
-    def _publish(self, key: str, primary_key: str, meta: ObjectMeta, size: int, crc: int,
-                 tmp: str) -> tuple[str, str]:
+    def _new_body_path(self, key: str) -> str:
+        """A fresh, unreferenced body file name for `key`."""
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        directory = self._object_dir(digest)
-        body_name = f"{digest}.{secrets.token_hex(4)}.body"
-        body_path = os.path.join(directory, body_name)
-        meta_path = os.path.join(directory, digest + ".meta")
-        os.replace(tmp, body_path)
+        return os.path.join(self._object_dir(digest), f"{digest}.{secrets.token_hex(4)}.body")
+
+    def _publish(self, obj: CachedObject, body_path: str) -> str:
+        """Point the key's meta file at a complete body file; returns the meta path."""
+        meta_path = body_path.rsplit(".", 2)[0] + ".meta"
         try:
-            self._write_meta(meta_path, key, primary_key, meta, size, crc, body_name)
+            self._write_meta(meta_path, obj, os.path.basename(body_path))
         except OSError:
             _unlink(body_path)
             raise
-        return body_path, meta_path
+        return meta_path
 
-    def _write_meta(self, meta_path: str, key: str, primary_key: str, meta: ObjectMeta,
-                    size: int, crc: int, body_name: str) -> None:
+    def _write_meta(self, meta_path: str, obj: CachedObject, body_name: str) -> None:
+        meta = obj.meta
         record = {
             "v": _META_VERSION,
-            "key": key,
-            "primary": primary_key,
+            "key": obj.key,
+            "primary": obj.primary_key,
             "body": body_name,
-            "size": size,
-            "crc": crc,
+            "size": obj.size,
+            "crc": obj.crc,
             "distribution_id": meta.distribution_id,
             "path": meta.path,
             "status": meta.status,
@@ -702,19 +854,21 @@ class Store:
                     continue
                 meta_path = os.path.join(sub, name)
                 loaded = _load_meta(meta_path, str(sub))
-                if loaded is None or os.path.basename(loaded.file_path or "") not in names:
+                body_path = loaded.file_path if loaded is not None else None
+                if loaded is None or body_path is None or \
+                        os.path.basename(body_path) not in names:
                     _unlink(meta_path)
                     continue
                 try:
-                    st = os.stat(loaded.file_path or "")
+                    size = os.stat(body_path).st_size
                     mtime = os.stat(meta_path).st_mtime
                 except OSError:
                     _unlink(meta_path)
                     continue
-                if st.st_size != loaded.size:
+                if size != loaded.size:
                     _unlink(meta_path)
                     continue
-                referenced.add(os.path.basename(loaded.file_path or ""))
+                referenced.add(os.path.basename(body_path))
                 found.append((mtime, loaded))
             for name in names:
                 if not name.endswith(".meta") and name not in referenced:

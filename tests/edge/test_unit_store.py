@@ -66,6 +66,7 @@ def test_a_stored_object_is_found_by_its_key_with_body_and_metadata(store: Store
 
 def test_small_objects_live_in_memory_and_on_disk(store: Store, tmp_path: Path) -> None:
     put(store, "/a", b"x" * 100)
+    store.flush()
     assert store.memory_objects == 1 and store.disk_objects == 1
     assert len(files(tmp_path, ".body")) == 1 and len(files(tmp_path, ".meta")) == 1
     assert store.stats()["cache_disk_bytes"] == 100
@@ -95,6 +96,7 @@ def test_a_head_slot_is_available_for_the_server(store: Store) -> None:
 def test_replacing_a_key_keeps_one_object_and_one_file(store: Store, tmp_path: Path) -> None:
     put(store, "/a", b"one")
     put(store, "/a", b"two!")
+    store.flush()
     obj = store.lookup(k("/a"))
     assert obj is not None and obj.body == b"two!"
     assert len(files(tmp_path, ".body")) == 1
@@ -111,19 +113,32 @@ def test_a_large_replacement_drops_the_small_memory_copy(store: Store) -> None:
 # ---- Streaming and atomic writes ----
 
 
-def test_writes_stream_to_a_temp_file_and_are_invisible_until_commit(
+def test_large_writes_stream_to_an_unreferenced_file_invisible_until_commit(
         store: Store, tmp_path: Path) -> None:
     writer = store.begin(k("/s"), meta("/s"))
     for _ in range(10):
         assert writer.write(b"y" * 4 * KIB)
     assert store.lookup(k("/s")) is None
-    temp = list((tmp_path / "tmp").iterdir())
-    assert len(temp) == 1 and temp[0].stat().st_size == 40 * KIB
+    bodies = files(tmp_path, ".body")
+    assert len(bodies) == 1 and bodies[0].stat().st_size == 40 * KIB
+    assert files(tmp_path, ".meta") == []
     obj = writer.commit()
     assert obj is not None and obj.size == 40 * KIB and obj.body is None
+    assert len(files(tmp_path, ".meta")) == 1
     assert list((tmp_path / "tmp").iterdir()) == []
     found = store.lookup(k("/s"))
     assert found is not None and found.read() == b"y" * 40 * KIB
+
+
+def test_a_crash_mid_write_leaves_nothing_servable(store: Store, tmp_path: Path) -> None:
+    writer = store.begin(k("/s"), meta("/s"))
+    writer.write(b"y" * 20 * KIB)
+    store.close()
+    s = reopen(tmp_path)
+    assert s.lookup(k("/s")) is None and s.disk_objects == 0
+    assert files(tmp_path, ".body") == []
+    writer.abort()
+    s.close()
 
 
 def test_a_streamed_object_that_turns_out_small_lands_in_memory(store: Store) -> None:
@@ -139,12 +154,13 @@ def test_a_streamed_object_that_turns_out_small_lands_in_memory(store: Store) ->
 def test_an_aborted_write_leaves_nothing_behind(store: Store, tmp_path: Path) -> None:
     put(store, "/a", b"old")
     writer = store.begin(k("/a"), meta("/a"))
-    writer.write(b"new partial")
+    writer.write(b"n" * 20 * KIB)
     writer.abort()
     assert writer.commit() is None
     obj = store.lookup(k("/a"))
     assert obj is not None and obj.body == b"old"
-    assert list((tmp_path / "tmp").iterdir()) == []
+    store.flush()
+    assert len(files(tmp_path, ".body")) == 1
 
 
 def test_a_write_over_the_size_limit_gives_up(tmp_path: Path) -> None:
@@ -154,7 +170,7 @@ def test_a_write_over_the_size_limit_gives_up(tmp_path: Path) -> None:
     assert not writer.write(b"z")
     assert writer.failed and writer.commit() is None
     assert s.lookup(k("/big")) is None
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert files(tmp_path, ".body") == []
 
 
 def test_a_known_oversized_object_is_refused_up_front(store: Store) -> None:
@@ -194,6 +210,7 @@ def test_memory_eviction_keeps_the_disk_copy(tmp_path: Path) -> None:
               memory_object_max=8 * KIB)
     put(s, "/a", b"a" * 6 * KIB)
     put(s, "/b", b"b" * 6 * KIB)
+    s.flush()
     assert s.memory_objects == 1 and s.disk_objects == 2
     obj = s.lookup(k("/a"))
     assert obj is not None and obj.body == b"a" * 6 * KIB
@@ -218,6 +235,7 @@ def test_disk_eviction_of_a_small_object_keeps_serving_it_from_memory(tmp_path: 
               memory_object_max=8 * KIB)
     put(s, "/a", b"a" * 6 * KIB)
     put(s, "/b", b"b" * 6 * KIB)
+    s.flush()
     assert s.disk_objects == 1
     obj = s.lookup(k("/a"))
     assert obj is not None and obj.body == b"a" * 6 * KIB and obj.file_path is None
@@ -372,8 +390,10 @@ def test_a_changed_vary_layout_drops_the_old_variants(store: Store) -> None:
     names = ("accept-language",)
     de = {"accept-language": "de"}
     store.put(k("/v"), meta("/v", vary=names, vary_key=vary_key(names, de)), b"DE")
+    store.flush()
     assert store.disk_objects == 1
     put(store, "/v", b"plain again")
+    store.flush()
     found = store.lookup(k("/v"), de)
     assert found is not None and found.body == b"plain again"
     assert store.disk_objects == 1
@@ -452,6 +472,7 @@ def test_invalidating_an_exact_path_removes_all_its_variants(store: Store) -> No
 def test_invalidating_a_wildcard_removes_matching_paths_in_both_tiers(
         store: Store, tmp_path: Path) -> None:
     populate(store)
+    store.flush()
     assert store.invalidate(DIST, ["/img/*"]) == 4
     assert store.lookup(k("/img/deep/b.png")) is None
     assert store.lookup(k("/index.html")) is not None
@@ -462,6 +483,7 @@ def test_invalidating_a_wildcard_removes_matching_paths_in_both_tiers(
 def test_invalidating_everything_leaves_other_distributions_alone(store: Store,
                                                                   tmp_path: Path) -> None:
     populate(store)
+    store.flush()
     assert store.invalidate(DIST, ["/*"]) == 8
     assert store.memory_objects == 1 and store.disk_objects == 1
     assert len(files(tmp_path, ".body")) == 1
@@ -535,3 +557,73 @@ def test_clear_empties_both_tiers(store: Store, tmp_path: Path) -> None:
     assert store.clear() == 9
     assert len(store) == 0 and files(tmp_path, ".body") == []
     assert store.memory_used == 0 and store.disk_used == 0
+
+
+# ---- Write-behind of small objects ----
+
+
+def test_an_invalidation_racing_queued_disk_writes_leaves_nothing_on_disk(
+        store: Store, tmp_path: Path) -> None:
+    for i in range(200):
+        put(store, f"/p{i}", b"x" * 100)
+    store.invalidate(DIST, ["/*"])
+    store.flush()
+    assert store.disk_objects == 0 and len(store) == 0
+    assert files(tmp_path, ".body") == [] and files(tmp_path, ".meta") == []
+
+
+def test_rapid_replacements_persist_only_the_newest_version(store: Store,
+                                                            tmp_path: Path) -> None:
+    for i in range(50):
+        put(store, "/a", f"version {i}".encode())
+    store.flush()
+    assert len(files(tmp_path, ".body")) == 1 and store.disk_objects == 1
+    store.close()
+    s = reopen(tmp_path)
+    obj = s.lookup(k("/a"))
+    assert obj is not None and obj.body == b"version 49"
+    s.close()
+
+
+def test_a_large_commit_supersedes_a_queued_small_write(store: Store, tmp_path: Path) -> None:
+    put(store, "/a", b"small")
+    put(store, "/a", b"L" * 20 * KIB)
+    store.close()
+    assert len(files(tmp_path, ".body")) == 1
+    s = reopen(tmp_path)
+    assert s.verify_pending() == 0
+    obj = s.lookup(k("/a"))
+    assert obj is not None and obj.size == 20 * KIB
+    s.close()
+
+
+def test_a_refresh_of_a_queued_object_persists_the_new_metadata(store: Store,
+                                                               tmp_path: Path) -> None:
+    put(store, "/a", b"body")
+    obj = store.lookup(k("/a"))
+    assert obj is not None
+    store.refresh(obj, meta("/a", ttl=777))
+    store.close()
+    s = reopen(tmp_path)
+    found = s.lookup(k("/a"))
+    assert found is not None and found.meta.ttl == 777 and found.body == b"body"
+    s.close()
+
+
+def test_close_persists_every_queued_write(store: Store, tmp_path: Path) -> None:
+    for i in range(100):
+        put(store, f"/p{i}", b"y" * 50)
+    store.close()
+    s = reopen(tmp_path)
+    assert s.disk_objects == 100
+    found = s.lookup(k("/p99"))
+    assert found is not None and found.body == b"y" * 50
+    s.close()
+
+
+def test_metrics_gauges_report_both_tiers(store: Store) -> None:
+    put(store, "/a", b"x" * 10)
+    store.flush()
+    stats = store.stats()
+    assert stats["cache_memory_objects"] == 1 and stats["cache_disk_objects"] == 1
+    assert stats["cache_disk_bytes"] == 10 and stats["cache_disk_write_backlog"] == 0
