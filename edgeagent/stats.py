@@ -1,0 +1,249 @@
+"""Per-distribution traffic stats for the control plane, in fixed 10 s intervals.
+
+`StatsCollector.record` runs once per viewer response, on the hit fast path too, so it is
+a dict lookup and a few integer adds into preallocated slots. Intervals are aligned to
+multiples of 10 s of Unix time, so `(edge, interval_start)` is a stable idempotency key
+however often a report is retried. Closed intervals go to `StatsBuffer`, one small JSON
+file each under the cache dir, so an outage of the control plane (or a restart of the
+edge) loses nothing until the bound is reached, and then the oldest go first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("edgeagent.stats")
+
+INTERVAL_SECONDS = 10
+
+# Upper bounds (inclusive) of the latency buckets, in ms; a 14th bucket takes the rest.
+LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+_BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
+
+# What answered a request, as `record` takes it: an int indexes a preallocated list.
+EDGE = 0  # answered by the edge itself without the cache or an origin (redirects, errors)
+HIT = 1  # Hit or RefreshHit
+MISS = 2  # went to the origin
+BLOCKED = 3  # 403 for a method or viewer protocol policy
+
+COUNTER_NAMES = (
+    "requests", "hits", "misses", "bytes_out", "bytes_in",
+    "status_2xx", "status_3xx", "status_4xx", "status_5xx", "blocked",
+)  # fmt: skip
+
+_REPORT_FILE = re.compile(r"(\d+)\.json")
+
+
+def interval_start(now: float) -> int:
+    return int(now) // INTERVAL_SECONDS * INTERVAL_SECONDS
+
+
+def latency_bucket(seconds: float) -> int:
+    """Index of the bucket a time to last byte falls in; a bound belongs to its own bucket."""
+    return bisect_left(_BOUNDS_S, seconds)
+
+
+class Counters:
+    """One distribution's counters for one interval."""
+
+    __slots__ = ("requests", "outcomes", "bytes_out", "bytes_in", "statuses", "latency")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.outcomes = [0, 0, 0, 0]
+        self.bytes_out = 0
+        self.bytes_in = 0
+        # Indexed by status // 100; 1xx and anything odd an origin sends are not reported.
+        self.statuses = [0] * 10
+        self.latency = [0] * LATENCY_BUCKETS
+
+    def as_report(self) -> dict[str, Any]:
+        statuses = self.statuses
+        outcomes = self.outcomes
+        return {
+            "requests": self.requests,
+            "hits": outcomes[HIT],
+            "misses": outcomes[MISS],
+            "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in,
+            "status_2xx": statuses[2],
+            "status_3xx": statuses[3],
+            "status_4xx": statuses[4],
+            "status_5xx": statuses[5],
+            "blocked": outcomes[BLOCKED],
+            "latency_ms_buckets": list(self.latency),
+        }
+
+
+def merge_reports(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Add `other`'s counts to `into`: two parts of one interval become one report."""
+    dists: dict[str, dict[str, Any]] = into["distributions"]
+    for dist_id, counts in other["distributions"].items():
+        mine = dists.get(dist_id)
+        if mine is None:
+            dists[dist_id] = {name: counts[name] for name in COUNTER_NAMES} | {
+                "latency_ms_buckets": list(counts["latency_ms_buckets"])
+            }
+            continue
+        for name in COUNTER_NAMES:
+            mine[name] += counts[name]
+        mine["latency_ms_buckets"] = [a + b for a, b in zip(mine["latency_ms_buckets"], counts["latency_ms_buckets"])]
+    return into
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# ---- On-disk buffer of closed intervals ----
+
+
+class StatsBuffer:
+    """Reports waiting for the control plane, one `<interval_start>.json` file each."""
+
+    def __init__(self, directory: Path, max_reports: int) -> None:
+        self.directory = directory
+        self.max_reports = max(1, max_reports)
+        self.dropped = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        starts: list[int] = []
+        for entry in directory.iterdir():
+            match = _REPORT_FILE.fullmatch(entry.name)
+            if match is not None:
+                starts.append(int(match.group(1)))
+            elif entry.name.startswith("."):
+                entry.unlink(missing_ok=True)  # a write cut short by a crash
+        self._starts = sorted(starts)
+        self._enforce_bound()
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def _path(self, start: int) -> Path:
+        return self.directory / f"{start}.json"
+
+    def put(self, report: dict[str, Any]) -> None:
+        """Store a closed interval; a second part of an unsent interval is added to the first."""
+        start = int(report["interval_start"])
+        if start in self._starts:
+            earlier = self.load(start)
+            if earlier is not None:
+                report = merge_reports(earlier, report)
+        _write_atomically(self._path(start), json.dumps(report, separators=(",", ":")).encode())
+        if start not in self._starts:
+            self._starts.append(start)
+            self._starts.sort()
+        self._enforce_bound()
+
+    def _enforce_bound(self) -> None:
+        while len(self._starts) > self.max_reports:
+            oldest = self._starts.pop(0)
+            self._path(oldest).unlink(missing_ok=True)
+            self.dropped += 1
+            log.warning("stats buffer full (%d reports): dropped the interval starting at %d", self.max_reports, oldest)
+
+    def pending(self, before: int) -> list[int]:
+        """Interval starts waiting to be sent, oldest first, among those older than `before`."""
+        return [start for start in self._starts if start < before]
+
+    def load(self, start: int) -> dict[str, Any] | None:
+        """The stored report, or None (and the file dropped) when it is unreadable."""
+        try:
+            report = json.loads(self._path(start).read_bytes())
+            if not isinstance(report, dict) or not isinstance(report.get("distributions"), dict):
+                raise ValueError("not a stats report")
+            return report
+        except (OSError, ValueError) as exc:
+            log.error("dropping unreadable stats report %s: %s", self._path(start), exc)
+            self.remove(start)
+            self.dropped += 1
+            return None
+
+    def remove(self, start: int) -> None:
+        if start in self._starts:
+            self._starts.remove(start)
+        self._path(start).unlink(missing_ok=True)
+
+
+# ---- Collector ----
+
+
+class StatsCollector:
+    """Counts the current interval and hands closed ones to the buffer (if any)."""
+
+    def __init__(self, buffer: StatsBuffer | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.buffer = buffer
+        self.clock = clock
+        self.current_start = interval_start(clock())
+        self._current: dict[str, Counters] = {}
+
+    def record(
+        self, distribution_id: str, status: int, outcome: int, bytes_out: int, bytes_in: int, seconds: float
+    ) -> None:
+        """Count one finished response; `seconds` is the time to its last byte."""
+        counters = self._current.get(distribution_id)
+        if counters is None:
+            counters = self._current[distribution_id] = Counters()
+        counters.requests += 1
+        counters.outcomes[outcome] += 1
+        counters.statuses[status // 100 % 10] += 1
+        counters.bytes_out += bytes_out
+        counters.bytes_in += bytes_in
+        counters.latency[bisect_left(_BOUNDS_S, seconds)] += 1
+
+    def rotate(self, now: float | None = None) -> dict[str, Any] | None:
+        """Close the current interval once `now` is past it; returns the closed report."""
+        start = interval_start(self.clock() if now is None else now)
+        if start <= self.current_start:
+            return None
+        report = self._close()
+        self.current_start = start
+        return report
+
+    def flush(self) -> dict[str, Any] | None:
+        """Shutdown: buffer what the current interval holds so far.
+
+        A restart within the same interval adds its own counts to this file rather than
+        sending a second report with the same key, which the control plane would ignore.
+        """
+        return self._close()
+
+    def _close(self) -> dict[str, Any] | None:
+        current = self._current
+        if not current:
+            return None
+        self._current = {}
+        report = {
+            "interval_start": self.current_start,
+            "interval_seconds": INTERVAL_SECONDS,
+            "distributions": {dist_id: counters.as_report() for dist_id, counters in sorted(current.items())},
+        }
+        if self.buffer is not None:
+            try:
+                self.buffer.put(report)
+            except OSError as exc:
+                self.buffer.dropped += 1
+                log.error("could not buffer the stats of interval %d: %s", report["interval_start"], exc)
+        return report
+
+    async def run(self) -> None:
+        """Close each interval as its end passes; cancelled on shutdown."""
+        while True:
+            now = self.clock()
+            await asyncio.sleep(max(0.0, interval_start(now) + INTERVAL_SECONDS - now) + 0.001)
+            self.rotate()
