@@ -86,6 +86,9 @@ CDN_DOMAIN_SUFFIX = env_str("CDN_DOMAIN_SUFFIX", "cdn.localhost").strip().lower(
 if not CDN_DOMAIN_SUFFIX:
     raise ImproperlyConfigured("CDN_DOMAIN_SUFFIX must not be empty")
 
+# How often edges report; an edge that misses 3 heartbeats is unhealthy.
+CDN_HEARTBEAT_SECONDS = env_int("CDN_HEARTBEAT_SECONDS", 5, minimum=1)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -146,7 +149,6 @@ def _database() -> dict[str, object]:
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

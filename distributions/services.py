@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
@@ -269,8 +270,7 @@ def invalidation_complete(invalidation: Invalidation) -> None:
 
 # ---- Fleet ----
 
-HEARTBEAT_INTERVAL = 5  # seconds; an edge is unhealthy after 3 missed heartbeats
-MISSED_HEARTBEATS = 3
+MISSED_HEARTBEATS = 3  # an edge is unhealthy after this many missed heartbeats
 PENDING_INVALIDATIONS_LIMIT = 1000
 
 
@@ -316,7 +316,7 @@ def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int) -> di
         "name": edge.name,
         "pop": edge.pop,
         "version": selectors.latest_version_number(),
-        "heartbeat_interval": HEARTBEAT_INTERVAL,
+        "heartbeat_interval": settings.CDN_HEARTBEAT_SECONDS,
         "invalidations": [invalidation_message(i) for i in pending_invalidations(edge)],
     }
 
@@ -353,7 +353,7 @@ def invalidations_check_complete(seqs: Iterable[int] | None = None) -> int:
 
 def fleet_check_health() -> list[str]:
     """Mark edges that missed their heartbeats unhealthy; return their names."""
-    cutoff = timezone.now() - timedelta(seconds=HEARTBEAT_INTERVAL * MISSED_HEARTBEATS)
+    cutoff = timezone.now() - timedelta(seconds=settings.CDN_HEARTBEAT_SECONDS * MISSED_HEARTBEATS)
     stale = EdgeNode.objects.filter(healthy=True).filter(Q(last_seen__lt=cutoff) | Q(last_seen__isnull=True))
     names = list(stale.values_list("name", flat=True))
     if names:

@@ -1,0 +1,82 @@
+"""docker-compose.yml is valid and every command in it is one the project really has.
+
+No container engine runs here, so the file is checked with `docker-compose config`
+(Debian's docker-compose package, which .ci/run installs) and the commands are checked
+against the code: management commands exist, modules import, edge flags parse.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if shutil.which("docker-compose") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker-compose is not installed (.ci/run installs Debian's docker-compose package)")
+        pytest.skip("docker-compose is not installed")
+    work = tmp_path_factory.mktemp("compose")
+    shutil.copy(ROOT / "docker-compose.yml", work / "docker-compose.yml")
+    shutil.copy(ROOT / ".env.example", work / ".env")
+    result = subprocess.run(["docker-compose", "config"], cwd=work, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_it_has_every_service_with_a_health_check(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    expected = {"postgres", "redis", "migrate", "controlplane", "worker", "beat", "origin", "edge-fra", "edge-iad",
+                "edge-sin"}
+    assert expected <= set(services)
+    for name in expected - {"migrate"}:
+        assert services[name].get("healthcheck", {}).get("test"), name
+
+
+def test_edges_wait_for_a_healthy_control_plane_and_keep_their_cache_on_a_named_volume(resolved: dict[str, Any]) -> None:
+    for name in ("edge-fra", "edge-iad", "edge-sin"):
+        service = resolved["services"][name]
+        assert service["depends_on"]["controlplane"]["condition"] == "service_healthy"
+        mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service["volumes"]]
+        assert any(m.startswith(f"{name}-cache:/var/cache/edge") for m in mounts), mounts
+        assert service["environment"]["EDGE_TOKEN"] == ""  # from .env
+    assert {"edge-fra-cache", "edge-iad-cache", "edge-sin-cache", "pgdata"} <= set(resolved["volumes"])
+
+
+def test_every_command_is_one_the_project_has(resolved: dict[str, Any]) -> None:
+    from django.core.management import get_commands
+
+    from edgeagent.cli import parse_settings
+
+    checked = 0
+    for name, service in resolved["services"].items():
+        command = service.get("command")
+        if not command or name in ("postgres", "redis"):
+            continue
+        if command[:2] == ["python", "manage.py"]:
+            assert command[2] in get_commands(), command
+        elif command[:2] == ["python", "-m"]:
+            assert importlib.util.find_spec(command[2]) is not None, command
+            if command[2] == "edgeagent":
+                settings = parse_settings(command[3:], env={"EDGE_TOKEN": "x"})
+                assert settings.name == name
+        elif command[0] == "celery":
+            assert command[1:3] == ["-A", "controlplane"] and command[3] in ("worker", "beat"), command
+            assert importlib.util.find_spec("controlplane.celery") is not None
+        elif command[0] == "gunicorn":
+            module, _, attribute = command[1].partition(":")
+            assert importlib.util.find_spec(module) is not None and attribute == "application"
+        else:
+            raise AssertionError(f"{name}: unknown command {command}")
+        checked += 1
+    assert checked == 8
