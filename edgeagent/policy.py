@@ -721,7 +721,7 @@ def multipart_plan(spec: RangeSpec, content_type: str | None, boundary: str) -> 
     parts = []
     length = 0
     ctype = f"Content-Type: {content_type}\r\n" if content_type else ""
-    for i, (first, last) in enumerate(spec.ranges):
+    for first, last in spec.ranges:
         head = (f"\r\n--{boundary}\r\n{ctype}"
                 f"Content-Range: bytes {first}-{last}/{spec.size}\r\n\r\n").encode("latin-1")
         parts.append((head, first, last))

@@ -8,10 +8,10 @@ On disk each object is two files under `<disk_dir>/objects/<2 hex>/`: `<sha256>.
 including the body's length and CRC-32) and `<sha256>.<nonce>.body`. A body is written under
 its own fresh name, which nothing references until it is complete; then the meta file is
 written under `<disk_dir>/tmp/` and renamed into place. A crash therefore leaves the old
-object, the new one, or an unreferenced body that the next start deletes. On open the store re-indexes
-the directory, dropping anything unreadable, truncated or orphaned; a body is checked
-against its CRC before it is first served (a small one when it is promoted to memory, a
-large one by a background verification thread).
+object, the new one, or an unreferenced body that the next start deletes. On open the
+store re-indexes the directory, dropping anything unreadable, truncated or orphaned; a body
+is checked against its CRC before it is first served (a small one when it is promoted to
+memory, a large one by a background verification thread).
 
 Threading. Everything runs on the caller's (event loop) thread except two helpers:
 - the disk writer thread persists small objects behind the loop's back (a file write here
@@ -21,8 +21,9 @@ Threading. Everything runs on the caller's (event loop) thread except two helper
   it, so a graceful shutdown persists everything.
 - the verification thread (after a restart) only reads files and sets flags on objects.
 What stays on the loop is bounded: a `Writer.write` of a large object is one `os.write` of
-the chunk it is given, its commit two renames and a small meta write, and a promotion reads
-at most `memory_object_max` bytes.
+the chunk it is given, its commit one small meta write and rename, and a promotion reads at
+most `memory_object_max` bytes. The server may therefore call every store method from the
+event loop; chunks of up to about 1 MiB keep each write short.
 """
 
 from __future__ import annotations
@@ -137,10 +138,10 @@ class Writer:
     """Streams one response into the store.
 
     Small bodies accumulate in memory; once past `memory_object_max` they spill to a body
-    file (unreferenced until commit) and every further `write` is one `os.write`. `write` returns False once the writer
-    has given up (over a size limit, disk error): the server keeps streaming to the viewer
-    and stops writing. Nothing is visible to lookups before `commit()`. Always end with
-    `commit()` or `abort()`.
+    file (unreferenced until commit) and every further `write` is one `os.write`. `write`
+    returns False once the writer has given up (over a size limit, disk error): the server
+    keeps streaming to the viewer and stops writing. Nothing is visible to lookups before
+    `commit()`. Always end with `commit()` or `abort()`.
     """
 
     __slots__ = ("_store", "key", "primary_key", "meta", "size", "_chunks", "_fd",
