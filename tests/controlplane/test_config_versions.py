@@ -206,3 +206,17 @@ def test_config_versions_are_staff_only(api: APIClient, staff_api: APIClient, dj
 
 def test_latest_is_404_before_any_version(staff_api: APIClient) -> None:
     assert staff_api.get("/api/v1/config-versions/latest/").status_code == 404
+
+
+def test_the_edge_agent_accepts_every_published_document_as_is(api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    from edgeagent.config import parse_document
+
+    create(api, django_capture_on_commit_callbacks, RICH)
+    create(api, django_capture_on_commit_callbacks, minimal())
+    for version in ConfigVersion.objects.all():
+        parsed = parse_document(json.loads(json.dumps(version.document)))
+        assert parsed.version == version.version
+    latest = ConfigVersion.objects.order_by("-version").first()
+    assert latest is not None
+    rich = parse_document(latest.document).find_distribution("www.rich.test")
+    assert rich is not None and rich.match_behavior("/app.js1").path_pattern == "*.js?"
