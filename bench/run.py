@@ -63,6 +63,7 @@ class Measurement:
     p99_ms: float
     cpu_us_per_req: float
     errors: int
+    timeouts: int
     origin_requests: int
     origin_cpu_us_per_req: float
 
@@ -122,21 +123,26 @@ def parse_duration_ms(text: str) -> float:
     return float(match.group(1)) * UNIT_MS[match.group(2)]
 
 
-def parse_wrk(output: str) -> tuple[int, float, float, int]:
-    """(requests, seconds, p99 ms, errors) from `wrk --latency` output."""
+def parse_wrk(output: str) -> tuple[int, float, float, int, int]:
+    """(requests, seconds, p99 ms, errors, timeouts) from `wrk --latency` output.
+
+    Timeouts (no answer within wrk's 2 s) are kept apart from errors: on a contended box a
+    slow origin causes them, while an error (reset, bad status) means something is broken.
+    """
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
     p99 = re.search(r"^\s*99%\s+(\S+)", output, re.MULTILINE)
     if not total or not p99:
         raise ValueError(f"cannot parse wrk output:\n{output}")
     seconds = parse_duration_ms(total.group(2) + total.group(3)) / 1000
-    errors = 0
+    errors = timeouts = 0
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())
+        connect, read, write, timeouts = (int(n) for n in socket_errors.groups())
+        errors += connect + read + write
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
         errors += int(non_2xx.group(1))
-    return int(total.group(1)), seconds, parse_duration_ms(p99.group(1)), errors
+    return int(total.group(1)), seconds, parse_duration_ms(p99.group(1)), errors, timeouts
 
 
 def wrk(url: str, duration: float) -> str:
@@ -159,7 +165,7 @@ def measure(server: srv.Server, origin: srv.Server, case: Case, run: int, durati
     cpu = srv.cpu_seconds_between(cpu_before, srv.cpu_ticks(tree))
     origin_cpu = srv.cpu_seconds_between(origin_cpu_before, srv.cpu_ticks(origin_tree))
     origin_after = srv.origin_requests(origin).get(case.path, 0)
-    requests, seconds, p99_ms, errors = parse_wrk(output)
+    requests, seconds, p99_ms, errors, timeouts = parse_wrk(output)
     return Measurement(
         server=server.name,
         case=case.name,
@@ -170,6 +176,7 @@ def measure(server: srv.Server, origin: srv.Server, case: Case, run: int, durati
         p99_ms=p99_ms,
         cpu_us_per_req=cpu * 1e6 / requests if requests else 0.0,
         errors=errors,
+        timeouts=timeouts,
         origin_requests=origin_after - origin_before,
         origin_cpu_us_per_req=origin_cpu * 1e6 / requests if requests else 0.0,
     )
@@ -290,6 +297,7 @@ class Summary:
     p99_ms: float
     cpu_us_per_req: float
     errors: int
+    timeouts: int
     origin_requests: int
     origin_cpu_us_per_req: float
     requests: int
@@ -309,6 +317,7 @@ def summarise(measurements: list[Measurement]) -> dict[tuple[str, str], Summary]
             p99_ms=statistics.median(m.p99_ms for m in runs),
             cpu_us_per_req=statistics.median(m.cpu_us_per_req for m in runs),
             errors=sum(m.errors for m in runs),
+            timeouts=sum(m.timeouts for m in runs),
             origin_requests=sum(m.origin_requests for m in runs),
             origin_cpu_us_per_req=statistics.median(m.origin_cpu_us_per_req for m in runs),
             requests=sum(m.requests for m in runs),
@@ -379,7 +388,7 @@ def render(
     for name in SERVER_ORDER:
         if name in servers:
             lines.append(f"- **{name}**: {servers[name].describe}")
-    lines += ["", "| case | server | req/s | spread | p99 ms | CPU µs/req | vs nginx | errors | origin fetches | origin µs/req |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| case | server | req/s | spread | p99 ms | CPU µs/req | vs nginx | errors / timeouts | origin fetches | origin µs/req |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for case in CASES:
         nginx = summary.get(("nginx", case.name))
         for name in SERVER_ORDER:
@@ -390,7 +399,7 @@ def render(
             ratio = f"{s.rps / nginx.rps:.2f}x" if nginx and nginx.rps else "-"
             lines.append(
                 f"| {case.name} | {name} | {s.rps:,.0f} | {s.rps_min:,.0f}-{s.rps_max:,.0f} | {s.p99_ms:.2f} | "
-                f"{s.cpu_us_per_req:.1f} | {ratio} | {s.errors} | {s.origin_requests:,} | {s.origin_cpu_us_per_req:.1f} |"
+                f"{s.cpu_us_per_req:.1f} | {ratio} | {s.errors} / {s.timeouts} | {s.origin_requests:,} | {s.origin_cpu_us_per_req:.1f} |"
             )
     lines += ["", "## Targets (edge)", "", "| target | measured | met |", "|---|---|---|", *target_rows(summary)]
     if notes:
@@ -470,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                     measurements.append(m)
                     print(
                         f"run {run}/{runs} {case.name:<11} {name:<7} {m.rps:>9,.0f} req/s  p99 {m.p99_ms:6.2f} ms  "
-                        f"{m.cpu_us_per_req:6.1f} µs/req  errors {m.errors}  origin {m.origin_requests}",
+                        f"{m.cpu_us_per_req:6.1f} µs/req  errors {m.errors}/{m.timeouts}  origin {m.origin_requests}",
                         flush=True,
                     )
         edge = servers.get("edge")
@@ -494,7 +503,9 @@ def main(argv: list[str] | None = None) -> int:
                 "responses the origin marked no-store were shared between viewers, so this row is not a per-request miss"
             )
         if s.errors:
-            notes.append(f"{s.server} had {s.errors} errors (socket errors or non-2xx) in '{s.case}' runs")
+            notes.append(f"{s.server} had {s.errors} errors (connection errors or non-2xx) in '{s.case}' runs")
+        if s.timeouts:
+            notes.append(f"{s.server} left {s.timeouts} requests unanswered within wrk's 2 s timeout in '{s.case}' runs")
     report = render(summary, servers, notes, runs, duration, started_at)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report)
