@@ -192,9 +192,7 @@ class StatsCollector:
         self.current_start = interval_start(clock())
         self._current: dict[str, Counters] = {}
 
-    def record(
-        self, distribution_id: str, status: int, outcome: int, bytes_out: int, bytes_in: int, seconds: float
-    ) -> None:
+    def record(self, distribution_id: str, status: int, outcome: int, bytes_out: int, seconds: float) -> None:
         """Count one finished response; `seconds` is the time to its last byte."""
         counters = self._current.get(distribution_id)
         if counters is None:
@@ -203,8 +201,15 @@ class StatsCollector:
         counters.outcomes[outcome] += 1
         counters.statuses[status // 100 % 10] += 1
         counters.bytes_out += bytes_out
-        counters.bytes_in += bytes_in
         counters.latency[bisect_left(_BOUNDS_S, seconds)] += 1
+
+    def count_origin_bytes(self, distribution_id: str, size: int) -> None:
+        """Bytes read from an origin, counted per fetch rather than per viewer response:
+        one collapsed fetch serves many viewers, and a background refresh serves none."""
+        counters = self._current.get(distribution_id)
+        if counters is None:
+            counters = self._current[distribution_id] = Counters()
+        counters.bytes_in += size
 
     def rotate(self, now: float | None = None) -> dict[str, Any] | None:
         """Close the current interval once `now` is past it; returns the closed report."""

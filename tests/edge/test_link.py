@@ -173,9 +173,10 @@ def link_for(agent: Agent, cp: FakeControlPlane, stats: StatsCollector | None = 
 
 def traffic(collector: StatsCollector, hits: int, misses: int) -> None:
     for _ in range(hits):
-        collector.record(DIST_ID, 200, HIT, 1000, 0, 0.0005)
+        collector.record(DIST_ID, 200, HIT, 1000, 0.0005)
     for _ in range(misses):
-        collector.record(DIST_ID, 200, MISS, 1000, 900, 0.02)
+        collector.record(DIST_ID, 200, MISS, 1000, 0.02)
+        collector.count_origin_bytes(DIST_ID, 900)
 
 
 # ---- Config and invalidations ----

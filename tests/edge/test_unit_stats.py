@@ -58,7 +58,7 @@ def test_intervals_are_aligned_to_multiples_of_ten_seconds_of_unix_time() -> Non
     clock = Clock(T0 + 7.5)
     collector = StatsCollector(clock=clock)
     assert collector.current_start == T0
-    collector.record("E1", 200, HIT, 100, 0, 0.0005)
+    collector.record("E1", 200, HIT, 100, 0.0005)
     assert collector.rotate(T0 + 9.99) is None
     report = collector.rotate(T0 + 23.0)
     assert report is not None
@@ -68,13 +68,15 @@ def test_intervals_are_aligned_to_multiples_of_ten_seconds_of_unix_time() -> Non
 
 def test_it_counts_requests_outcomes_statuses_bytes_and_latency_per_distribution() -> None:
     collector = StatsCollector(clock=Clock(T0))
-    collector.record("E1", 200, HIT, 1000, 0, 0.0004)
-    collector.record("E1", 200, HIT, 1000, 0, 0.0004)
-    collector.record("E1", 304, MISS, 0, 0, 0.030)
-    collector.record("E1", 200, MISS, 5000, 4800, 0.3)
-    collector.record("E1", 403, BLOCKED, 60, 0, 0.0001)
-    collector.record("E1", 502, EDGE, 70, 0, 12.0)
-    collector.record("E2", 404, MISS, 20, 20, 0.002)
+    collector.record("E1", 200, HIT, 1000, 0.0004)
+    collector.record("E1", 200, HIT, 1000, 0.0004)
+    collector.record("E1", 304, MISS, 0, 0.030)
+    collector.record("E1", 200, MISS, 5000, 0.3)
+    collector.count_origin_bytes("E1", 4800)
+    collector.record("E1", 403, BLOCKED, 60, 0.0001)
+    collector.record("E1", 502, EDGE, 70, 12.0)
+    collector.record("E2", 404, MISS, 20, 0.002)
+    collector.count_origin_bytes("E2", 20)
     report = collector.rotate(T0 + 10)
     assert report is not None
     e1 = report["distributions"]["E1"]
@@ -90,7 +92,7 @@ def test_it_counts_requests_outcomes_statuses_bytes_and_latency_per_distribution
 def test_an_interval_without_traffic_makes_no_report() -> None:
     collector = StatsCollector(clock=Clock(T0))
     assert collector.rotate(T0 + 10) is None
-    collector.record("E1", 200, HIT, 1, 0, 0.0)
+    collector.record("E1", 200, HIT, 1, 0.0)
     report = collector.rotate(T0 + 20)
     assert report is not None and report["interval_start"] == T0 + 10
     assert collector.flush() is None
@@ -99,11 +101,11 @@ def test_an_interval_without_traffic_makes_no_report() -> None:
 def test_closed_intervals_go_to_the_buffer_and_only_closed_ones_are_pending(tmp_path: Path) -> None:
     buffer = StatsBuffer(tmp_path / "stats-buffer", max_reports=10)
     collector = StatsCollector(buffer, clock=Clock(T0))
-    collector.record("E1", 200, HIT, 1, 0, 0.0)
+    collector.record("E1", 200, HIT, 1, 0.0)
     collector.rotate(T0 + 10)
-    collector.record("E1", 200, HIT, 1, 0, 0.0)
+    collector.record("E1", 200, HIT, 1, 0.0)
     collector.rotate(T0 + 20)
-    collector.record("E1", 200, HIT, 1, 0, 0.0)
+    collector.record("E1", 200, HIT, 1, 0.0)
     assert buffer.pending(collector.current_start) == [T0, T0 + 10]
     assert sorted(p.name for p in (tmp_path / "stats-buffer").iterdir()) == [f"{int(T0)}.json", f"{int(T0) + 10}.json"]
     loaded = buffer.load(int(T0))
@@ -149,15 +151,17 @@ def test_a_corrupt_report_file_is_dropped_and_counted(tmp_path: Path) -> None:
 def test_a_restart_within_an_interval_adds_to_the_flushed_part_instead_of_sending_it_twice(tmp_path: Path) -> None:
     clock = Clock(T0 + 3)
     before = StatsCollector(StatsBuffer(tmp_path, 10), clock=clock)
-    before.record("E1", 200, HIT, 100, 0, 0.0)
-    before.record("E1", 200, MISS, 100, 100, 0.02)
+    before.record("E1", 200, HIT, 100, 0.0)
+    before.record("E1", 200, MISS, 100, 0.02)
+    before.count_origin_bytes("E1", 100)
     before.flush()
     clock.now = T0 + 6
     buffer = StatsBuffer(tmp_path, 10)
     after = StatsCollector(buffer, clock=clock)
     assert buffer.pending(after.current_start) == []
-    after.record("E1", 200, HIT, 100, 0, 0.0)
-    after.record("E2", 500, MISS, 10, 10, 0.0)
+    after.record("E1", 200, HIT, 100, 0.0)
+    after.record("E2", 500, MISS, 10, 0.0)
+    after.count_origin_bytes("E2", 10)
     after.rotate(T0 + 10)
     assert buffer.pending(after.current_start) == [T0]
     merged = json.loads((tmp_path / f"{int(T0)}.json").read_text())
