@@ -318,7 +318,9 @@ class Store:
         self._disk: OrderedDict[str, CachedObject] = OrderedDict()
         self._mem_used = 0
         self._disk_used = 0
+        # Vary layout per primary key, and how many of its variants are stored.
         self._vary: dict[str, tuple[str, ...]] = {}
+        self._variants: dict[str, int] = {}
         self._by_dist: dict[str, _DistIndex] = {}
         self._made_dirs: set[str] = set()
         # Recent removals, so a fetch that started before one cannot store what it removed.
@@ -629,23 +631,42 @@ class Store:
         dist = self._by_dist.get(obj.meta.distribution_id)
         if dist is None:
             dist = self._by_dist[obj.meta.distribution_id] = _DistIndex()
+        if obj.key in dist.keys:
+            return
         dist.keys[obj.key] = None
+        if obj.meta.vary:
+            primary = obj.primary_key
+            self._variants[primary] = self._variants.get(primary, 0) + 1
+            self._vary.setdefault(primary, obj.meta.vary)
 
-    def _unindex(self, key: str, distribution_id: str) -> None:
+    def _unindex(self, obj: CachedObject) -> None:
+        """Forget a key that left both tiers (and its resource's Vary layout with its last
+        variant, so `_vary` does not grow with every URL ever seen)."""
+        key = obj.key
         if key in self._mem or key in self._disk:
             return
-        dist = self._by_dist.get(distribution_id)
-        if dist is not None:
-            dist.keys.pop(key, None)
-            if not dist.keys:
-                del self._by_dist[distribution_id]
+        dist = self._by_dist.get(obj.meta.distribution_id)
+        if dist is None or key not in dist.keys:
+            return
+        del dist.keys[key]
+        if not dist.keys:
+            del self._by_dist[obj.meta.distribution_id]
+        if obj.meta.vary:
+            primary = obj.primary_key
+            left = self._variants.get(primary, 1) - 1
+            if left > 0:
+                self._variants[primary] = left
+            else:
+                self._variants.pop(primary, None)
+                self._vary.pop(primary, None)
 
     def _mem_insert(self, obj: CachedObject) -> None:
         old = self._mem.pop(obj.key, None)
         if old is not None:
             self._mem_used -= old.cost
         if obj.cost > self.memory_bytes:
-            self._unindex(obj.key, obj.meta.distribution_id)
+            if old is not None:
+                self._unindex(old)
             return
         self._mem[obj.key] = obj
         self._mem_used += obj.cost
@@ -653,7 +674,7 @@ class Store:
         while self._mem_used > self.memory_bytes:
             _, victim = self._mem.popitem(last=False)
             self._mem_used -= victim.cost
-            self._unindex(victim.key, victim.meta.distribution_id)
+            self._unindex(victim)
 
     def _disk_replace(self, obj: CachedObject) -> None:
         old = self._disk.pop(obj.key, None)
@@ -669,24 +690,19 @@ class Store:
             self._disk_used -= victim.size
             _unlink(victim.meta_path)
             _unlink(victim.file_path)
-            self._unindex(key, victim.meta.distribution_id)
+            self._unindex(victim)
 
     def _drop(self, key: str) -> bool:
-        found = False
-        dist_id = ""
         self._tokens.pop(key, None)
         obj = self._mem.pop(key, None)
         if obj is not None:
             self._mem_used -= obj.cost
-            dist_id = obj.meta.distribution_id
-            found = True
         disk_obj = self._disk_remove(key)
-        if disk_obj is not None:
-            dist_id = disk_obj.meta.distribution_id
-            found = True
-        if found:
-            self._unindex(key, dist_id)
-        return found
+        gone = obj or disk_obj
+        if gone is None:
+            return False
+        self._unindex(gone)
+        return True
 
     def _disk_remove(self, key: str) -> CachedObject | None:
         obj = self._disk.pop(key, None)
@@ -759,7 +775,11 @@ class Store:
                 continue
             if job.body is None:
                 continue
-            if not current or self._removed_since(job.seq, obj.primary_key, obj.meta):
+            # A Vary layout registered since this job was queued makes it unreachable.
+            layout = self._vary.get(obj.primary_key)
+            outdated = layout is not None and layout != obj.meta.vary
+            if not current or outdated or self._removed_since(job.seq, obj.primary_key,
+                                                              obj.meta):
                 _unlink(job.body_path)
                 if current:
                     _unlink(job.meta_path)

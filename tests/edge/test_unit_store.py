@@ -627,3 +627,26 @@ def test_metrics_gauges_report_both_tiers(store: Store) -> None:
     stats = store.stats()
     assert stats["cache_memory_objects"] == 1 and stats["cache_disk_objects"] == 1
     assert stats["cache_disk_bytes"] == 10 and stats["cache_disk_write_backlog"] == 0
+
+
+def test_the_vary_layout_is_forgotten_with_its_last_variant(tmp_path: Path) -> None:
+    s = Store(memory_bytes=4 * KIB, disk_dir=None, disk_bytes=0, memory_object_max=2 * KIB)
+    names = ("accept-language",)
+    for i in range(20):
+        headers = {"accept-language": "de"}
+        s.put(k(f"/v{i}"), meta(f"/v{i}", vary=names, vary_key=vary_key(names, headers)),
+              b"x" * KIB)
+    assert len(s._vary) == len(s) <= 3
+    found = s.lookup(k("/v19"), {"accept-language": "de"})
+    assert found is not None and found.body == b"x" * KIB
+
+
+def test_a_variant_written_under_an_old_vary_layout_is_not_indexed(store: Store) -> None:
+    lang, enc = ("accept-language",), ("accept",)
+    de = {"accept-language": "de", "accept": "text/html"}
+    store.put(k("/v"), meta("/v", vary=lang, vary_key=vary_key(lang, de)), b"by language")
+    store.put(k("/v"), meta("/v", vary=enc, vary_key=vary_key(enc, de)), b"by accept")
+    store.flush()
+    assert store.disk_objects == 1
+    found = store.lookup(k("/v"), de)
+    assert found is not None and found.body == b"by accept"
