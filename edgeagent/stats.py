@@ -54,7 +54,11 @@ def latency_bucket(seconds: float) -> int:
 
 
 class Counters:
-    """One distribution's counters for one interval."""
+    """One distribution's counters for the current interval, reset in place when it closes.
+
+    The object lives as long as the collector, so a caller on the hit fast path may keep a
+    reference to it (next to its routing memo) and skip the lookup by distribution id.
+    """
 
     __slots__ = ("requests", "outcomes", "bytes_out", "bytes_in", "statuses", "latency")
 
@@ -66,6 +70,26 @@ class Counters:
         # Indexed by status // 100; 1xx and anything odd an origin sends are not reported.
         self.statuses = [0] * 10
         self.latency = [0] * LATENCY_BUCKETS
+
+    def count(self, status: int, outcome: int, bytes_out: int, seconds: float) -> None:
+        """One finished response; `seconds` is the time to its last byte."""
+        self.requests += 1
+        self.outcomes[outcome] += 1
+        self.statuses[status // 100 % 10] += 1
+        self.bytes_out += bytes_out
+        self.latency[bisect_left(_BOUNDS_S, seconds)] += 1
+
+    @property
+    def empty(self) -> bool:
+        return self.requests == 0 and self.bytes_in == 0
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.outcomes[:] = [0, 0, 0, 0]
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.statuses[:] = [0] * 10
+        self.latency[:] = [0] * LATENCY_BUCKETS
 
     def as_report(self) -> dict[str, Any]:
         statuses = self.statuses
@@ -190,25 +214,27 @@ class StatsCollector:
         self.buffer = buffer
         self.clock = clock
         self.current_start = interval_start(clock())
-        self._current: dict[str, Counters] = {}
+        self._counters: dict[str, Counters] = {}
+
+    def counters(self, distribution_id: str) -> Counters:
+        counters = self._counters.get(distribution_id)
+        if counters is None:
+            counters = self._counters[distribution_id] = Counters()
+        return counters
 
     def record(self, distribution_id: str, status: int, outcome: int, bytes_out: int, seconds: float) -> None:
         """Count one finished response; `seconds` is the time to its last byte."""
-        counters = self._current.get(distribution_id)
+        counters = self._counters.get(distribution_id)
         if counters is None:
-            counters = self._current[distribution_id] = Counters()
-        counters.requests += 1
-        counters.outcomes[outcome] += 1
-        counters.statuses[status // 100 % 10] += 1
-        counters.bytes_out += bytes_out
-        counters.latency[bisect_left(_BOUNDS_S, seconds)] += 1
+            counters = self._counters[distribution_id] = Counters()
+        counters.count(status, outcome, bytes_out, seconds)
 
     def count_origin_bytes(self, distribution_id: str, size: int) -> None:
         """Bytes read from an origin, counted per fetch rather than per viewer response:
         one collapsed fetch serves many viewers, and a background refresh serves none."""
-        counters = self._current.get(distribution_id)
+        counters = self._counters.get(distribution_id)
         if counters is None:
-            counters = self._current[distribution_id] = Counters()
+            counters = self._counters[distribution_id] = Counters()
         counters.bytes_in += size
 
     def rotate(self, now: float | None = None) -> dict[str, Any] | None:
@@ -229,15 +255,16 @@ class StatsCollector:
         return self._close()
 
     def _close(self) -> dict[str, Any] | None:
-        current = self._current
-        if not current:
+        active = sorted((d, c) for d, c in self._counters.items() if not c.empty)
+        if not active:
             return None
-        self._current = {}
         report = {
             "interval_start": self.current_start,
             "interval_seconds": INTERVAL_SECONDS,
-            "distributions": {dist_id: counters.as_report() for dist_id, counters in sorted(current.items())},
+            "distributions": {dist_id: counters.as_report() for dist_id, counters in active},
         }
+        for _, counters in active:
+            counters.reset()
         if self.buffer is not None:
             try:
                 self.buffer.put(report)

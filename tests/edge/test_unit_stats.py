@@ -170,3 +170,19 @@ def test_a_restart_within_an_interval_adds_to_the_flushed_part_instead_of_sendin
     assert merged["distributions"]["E1"]["bytes_in"] == 100
     assert merged["distributions"]["E1"]["latency_ms_buckets"][0] == 2
     assert merged["distributions"]["E2"]["status_5xx"] == 1
+
+
+def test_counters_kept_by_a_caller_count_into_whichever_interval_is_current() -> None:
+    collector = StatsCollector(clock=Clock(T0))
+    held = collector.counters("E1")
+    held.count(200, HIT, 10, 0.0)
+    first = collector.rotate(T0 + 10)
+    held.count(404, MISS, 5, 0.004)
+    collector.record("E1", 200, HIT, 10, 0.0)
+    second = collector.rotate(T0 + 20)
+    assert first is not None and second is not None
+    assert first["distributions"]["E1"]["requests"] == 1
+    assert second["distributions"]["E1"]["requests"] == 2
+    assert second["distributions"]["E1"]["status_4xx"] == 1
+    assert second["distributions"]["E1"]["latency_ms_buckets"][:3] == [1, 0, 1]
+    assert collector.counters("E1") is held and held.empty
