@@ -149,18 +149,24 @@ class CachePolicy:
     enable_gzip: bool
     enable_brotli: bool
 
-    @property
-    def caching_disabled(self) -> bool:
-        """CloudFront's CachingDisabled shape: nothing may be stored under this policy."""
-        return self.max_ttl == 0
+    # Derived once here because the hit path reads them on every request.
+    caching_disabled: bool = field(init=False)
+    query_in_key: bool = field(init=False)
+    headers_in_key: bool = field(init=False)
+    cookies_in_key: bool = field(init=False)
+    encoding_in_key: bool = field(init=False)
+    # Which Accept-Encoding memo applies: brotli * 2 + gzip.
+    encoding_index: int = field(init=False)
 
-    @property
-    def cookies_in_key(self) -> bool:
-        return self.cookies.behavior != "none"
-
-    @property
-    def encoding_in_key(self) -> bool:
-        return self.enable_gzip or self.enable_brotli
+    def __post_init__(self) -> None:
+        # CloudFront's CachingDisabled shape: nothing may be stored under this policy.
+        object.__setattr__(self, "caching_disabled", self.max_ttl == 0)
+        object.__setattr__(self, "query_in_key", self.query_strings.behavior != "none")
+        object.__setattr__(self, "headers_in_key", self.headers.behavior != "none")
+        object.__setattr__(self, "cookies_in_key", self.cookies.behavior != "none")
+        object.__setattr__(self, "encoding_in_key", self.enable_gzip or self.enable_brotli)
+        object.__setattr__(self, "encoding_index",
+                           int(self.enable_brotli) * 2 + int(self.enable_gzip))
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +221,35 @@ class Distribution:
     error_responses: dict[int, ErrorResponse]
     # "/" + default_root_object, or "" when there is none.
     root_path: str = ""
+    # Cache key prefix per cacheable method (policy.cache_key), built once.
+    key_prefixes: dict[str, str] = field(default_factory=dict, repr=False)
+    _behavior_memo: dict[str, Behavior] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key_prefixes.update({
+            "GET": f"{self.id}\x00G\x00",
+            "HEAD": f"{self.id}\x00G\x00",
+            "OPTIONS": f"{self.id}\x00O\x00",
+        })
 
     def match_behavior(self, path: str) -> Behavior:
-        """First behavior whose pattern matches `path` (no query string); the last is `*`."""
+        """First behavior whose pattern matches `path` (no query string); the last is `*`.
+
+        Memoised per path (bounded), so a hot path costs one dict lookup.
+        """
+        memo = self._behavior_memo
+        found = memo.get(path)
+        if found is not None:
+            return found
+        found = self.behaviors[-1]
         for b in self.behaviors:
             if b.matches(path):
-                return b
-        return self.behaviors[-1]
+                found = b
+                break
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[path] = found
+        return found
 
     def targets(self, behavior: Behavior) -> tuple[Origin, ...]:
         """Origins to try in order, with `behavior.failover_status_codes` between them."""

@@ -30,15 +30,6 @@ def _remember(memo: dict[Any, Any], key: object, value: object) -> None:
 
 # ---- Cache key ----
 
-# GET and HEAD share cached objects (a HEAD is answered from a GET's entry); OPTIONS
-# answers differ from GET ones, so they get their own class.
-_METHOD_CLASS = {"GET": "G", "HEAD": "G", "OPTIONS": "O"}
-
-
-def method_class(method: str) -> str:
-    return _METHOD_CLASS.get(method, method)
-
-
 def parse_query(query: str) -> list[tuple[str, str]]:
     """Query string to (name, raw piece) pairs; pieces stay percent-encoded as received."""
     out = []
@@ -88,32 +79,38 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
               headers: Mapping[str, str]) -> str:
     """The primary cache key.
 
-    Distribution, method class, path, then (only when the policy selects them) the query
+    Distribution, method class (GET and HEAD share objects, a HEAD being answered from the
+    GET's entry; OPTIONS has its own; see Distribution.key_prefixes), path, then (only when the policy selects them) the query
     string, headers, cookies and normalised Accept-Encoding, each behind a NUL separator
     (a request target can never contain NUL, so parts cannot run into each other).
     """
     policy = behavior.cache_policy
-    key = f"{dist.id}\x00{_METHOD_CLASS.get(method, method)}\x00{path}"
-    if policy.query_strings.behavior != "none" and query:
+    prefix = dist.key_prefixes.get(method)
+    key = prefix + path if prefix is not None else f"{dist.id}\x00{method}\x00{path}"
+    if policy.query_in_key and query:
         selected = key_query(policy, query)
         if selected:
             key += "\x00q" + selected
-    if policy.headers.behavior != "none":
+    if policy.headers_in_key:
         parts = []
         for name in policy.headers.names:
             value = headers.get(name)
             parts.append(name + "\x01" if value is None else f"{name}:{value}")
         key += "\x00h" + "\x02".join(parts)
-    if policy.cookies.behavior != "none":
+    if policy.cookies_in_key:
         cookie = headers.get("cookie")
         if cookie:
             selected = key_cookies(policy, cookie)
             if selected:
                 key += "\x00c" + selected
-    if policy.enable_gzip or policy.enable_brotli:
-        enc = key_encoding(headers.get("accept-encoding"), policy)
-        if enc:
-            key += "\x00e" + enc
+    if policy.encoding_in_key:
+        accept = headers.get("accept-encoding")
+        if accept:
+            enc = _AE_MEMOS[policy.encoding_index].get(accept)
+            if enc is None:
+                enc = key_encoding(accept, policy)
+            if enc:
+                key += "\x00e" + enc
     return key
 
 
