@@ -80,9 +80,10 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
     """The primary cache key.
 
     Distribution, method class (GET and HEAD share objects, a HEAD being answered from the
-    GET's entry; OPTIONS has its own; see Distribution.key_prefixes), path, then (only when the policy selects them) the query
-    string, headers, cookies and normalised Accept-Encoding, each behind a NUL separator
-    (a request target can never contain NUL, so parts cannot run into each other).
+    GET's entry; OPTIONS has its own; see Distribution.key_prefixes), path, then (only when
+    the policy selects them) the query string, headers, cookies and normalised
+    Accept-Encoding, each behind a NUL separator (a request target can never contain NUL,
+    so parts cannot run into each other).
     """
     policy = behavior.cache_policy
     prefix = dist.key_prefixes.get(method)
