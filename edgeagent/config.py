@@ -199,6 +199,16 @@ class Behavior:
     failover_status_codes: frozenset[int]
     matches: Callable[[str], bool] = field(compare=False, repr=False)
     allow_header: str = ""
+    # Viewer header names an allowlist-style forwarding sends to the origin: the cache
+    # key's plus the origin request policy's allowlist, sorted once here.
+    origin_header_names: tuple[str, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = set(self.cache_policy.headers.names)
+        orp = self.origin_request_policy
+        if orp is not None and orp.headers.behavior == "allowlist":
+            names.update(orp.headers.names)
+        object.__setattr__(self, "origin_header_names", tuple(sorted(names)))
 
 
 @dataclass(frozen=True, slots=True)

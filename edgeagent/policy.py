@@ -301,10 +301,7 @@ def origin_headers(behavior: Behavior, method: str, headers: Mapping[str, str],
             if op.selects(name) or cp.headers.selects(name):
                 out.append((name, value))
     else:
-        names = set(cp.headers.names)
-        if op is not None:
-            names.update(op.names)
-        for name in sorted(names):
+        for name in behavior.origin_header_names:
             if name in _EDGE_OWNED or name in listed or name in custom:
                 continue
             selected = headers.get(name)
