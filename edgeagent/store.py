@@ -900,6 +900,15 @@ class Store:
                 self._vary[obj.primary_key] = obj.meta.vary
             self._disk_replace(obj)
 
+    def _disk_snapshot(self) -> list[CachedObject]:
+        """The disk index's objects, copied from another thread than the loop's."""
+        while True:
+            try:
+                return list(self._disk.values())
+            except RuntimeError:
+                # The loop changed the index while it was being copied; copy again.
+                continue
+
     def verify_pending(self) -> int:
         """Check the CRC of every disk object not verified since start; blocking (the store
         runs this in its own thread after a re-index unless told not to). Corrupt objects
@@ -908,7 +917,7 @@ class Store:
 
     def _verify(self, stop: threading.Event | None) -> int:
         bad = 0
-        for obj in list(self._disk.values()):
+        for obj in self._disk_snapshot():
             if stop is not None and stop.is_set():
                 break
             if obj.verified or obj.corrupt or obj.file_path is None:
