@@ -31,7 +31,7 @@ from . import policy
 from .config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
 from .metrics import DistributionStats
 from .origin import OriginError, OriginResponse, origin_url
-from .server import ClientDisconnected, HttpConnection, Request
+from .server import REQUEST_IDS, ClientDisconnected, HttpConnection, Request
 from .store import CachedObject, ObjectMeta, Writer
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ SUBSCRIBER_BUFFER = 1024 * 1024
 REPLAY_LIMIT = 8 * 1024 * 1024
 ERROR_PAGE_LIMIT = 1024 * 1024
 BIG_OBJECT_MEMORY = 300.0
+ROUTE_MEMO = 8192
 STALE_ON_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 
 # Never replayed from a stored response: the edge computes them per response.
@@ -110,6 +111,28 @@ class Ctx:
         self.stats = stats
         self.head_only = req.method == "HEAD"
         self.key = ""
+
+
+class Route:
+    """A memoised fast-path routing result; `key` is "" when it depends on more headers."""
+
+    __slots__ = ("config", "dist", "behavior", "path", "key", "stats")
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        dist: Distribution,
+        behavior: Behavior,
+        path: str,
+        key: str,
+        stats: DistributionStats,
+    ) -> None:
+        self.config = config
+        self.dist = dist
+        self.behavior = behavior
+        self.path = path
+        self.key = key
+        self.stats = stats
 
 
 # ---- Collapsed origin fetches ----
@@ -288,6 +311,7 @@ class Proxy:
         self.fills: dict[str, Fill] = {}
         self.background: set[asyncio.Task[None]] = set()
         self.big_objects: dict[str, float] = {}
+        self.routes: dict[tuple[str | None, str, str | None], Route] = {}
         self.via = f"1.1 {agent.name} (edgeagent)"
         self.location_line = f"X-Edge-Location: {agent.pop}\r\n".encode("latin-1")
         self.edge_lines = f"Via: {self.via}\r\n".encode("latin-1") + self.location_line
@@ -321,33 +345,25 @@ class Proxy:
         method = req.method
         if method != "GET" and method != "HEAD":
             return False
-        config = self.agent.config
-        if config is None:
-            return False
         headers = req.headers
-        dist = config.find_distribution(headers.get("host", ""))
-        if dist is None:
+        if "range" in headers or "if-none-match" in headers or "if-modified-since" in headers:
             return False
-        path = req.path
-        if path == "/" and dist.root_path:
-            path = dist.root_path
-        behavior = dist.match_behavior(path)
-        if (
-            behavior.viewer_protocol_policy != "allow-all"
-            or method not in behavior.cached_methods
-            or "range" in headers
-            or "if-none-match" in headers
-            or "if-modified-since" in headers
-        ):
-            return False
-        obj = self.store.lookup(policy.cache_key(dist, behavior, method, path, req.query, headers), headers)
+        config = self.agent.config
+        route = self.routes.get((headers.get("host"), req.target, headers.get("accept-encoding")))
+        if route is None or route.config is not config:
+            route = self._route(req, config)
+            if route is None:
+                return False
+        key = route.key or policy.cache_key(route.dist, route.behavior, method, route.path, req.query, headers)
+        obj = self.store.lookup(key, headers)
         if obj is None:
             return False
         body = obj.body
         if body is None:
             return False
         meta = obj.meta
-        if meta.status in dist.error_responses:
+        status = meta.status
+        if status in route.dist.error_responses:
             return False
         resident = time.time() - meta.stored_at
         age = meta.origin_age + (int(resident) if resident > 0 else 0)
@@ -356,18 +372,52 @@ class Proxy:
         head = obj.head
         if head is None:
             head = obj.head = self._object_head(obj, "Hit")
-        tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, req.request_id.encode("latin-1"))
-        if not conn.keep_alive(req):
-            tail = b"Connection: close\r\n" + tail
-        stats = self.agent.metrics.for_distribution(dist.id)
+        if "x-request-id" in headers:
+            rid = req.request_id.encode("latin-1")
+        else:
+            ids = REQUEST_IDS
+            ids.counter += 1
+            rid = b"%s-%x" % (ids.prefix_bytes, ids.counter)
+        if conn.keep_alive(req):
+            tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, rid)
+        else:
+            tail = b"Age: %d\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n" % (age, rid)
+        stats = route.stats
         stats.hit += 1
-        stats.count_status(meta.status)
-        if method == "HEAD" or meta.status in (204, 304):
+        if status < 300:
+            stats.status_2xx += 1
+        else:
+            stats.count_status(status)
+        if method == "HEAD" or status == 204 or status == 304:
             conn.write(head + tail)
         else:
             conn.writelines((head, tail, body))
             stats.bytes_out += len(body)
         return True
+
+    def _route(self, req: Request, config: EdgeConfig | None) -> Route | None:
+        """Memoise what the fast path derives from (Host, target, Accept-Encoding) alone."""
+        if config is None:
+            return None
+        headers = req.headers
+        dist = config.find_distribution(headers.get("host", ""))
+        if dist is None:
+            return None
+        path = req.path
+        if path == "/" and dist.root_path:
+            path = dist.root_path
+        behavior = dist.match_behavior(path)
+        if behavior.viewer_protocol_policy != "allow-all":
+            return None
+        cp = behavior.cache_policy
+        key = ""
+        if cp.headers.behavior == "none" and cp.cookies.behavior == "none":
+            key = policy.cache_key(dist, behavior, "GET", path, req.query, headers)
+        route = Route(config, dist, behavior, path, key, self.agent.metrics.for_distribution(dist.id))
+        if len(self.routes) >= ROUTE_MEMO:
+            self.routes.clear()
+        self.routes[(headers.get("host"), req.target, headers.get("accept-encoding"))] = route
+        return route
 
     def _object_head(self, obj: CachedObject, result: str, status: int | None = None) -> bytes:
         """Status line and headers of a stored object, with the edge's own fields."""
@@ -438,6 +488,10 @@ class Proxy:
 
     async def _cached(self, ctx: Ctx) -> None:
         req = ctx.req
+        if ctx.behavior.cache_policy.caching_disabled:
+            # CachingDisabled: every request is its own origin request, never collapsed.
+            await self._pass(ctx, write=False)
+            return
         key = ctx.key = policy.cache_key(ctx.dist, ctx.behavior, req.method, ctx.path, req.query, req.headers)
         now = time.time()
         obj = self.store.lookup(key, req.headers)
@@ -664,7 +718,8 @@ class Proxy:
                     vary_key=policy.vary_key(vary_names, ctx.req.headers) if vary_names else "",
                 )
                 writer = self.store.begin(fill.key, meta, length)
-            shareable = decision.cacheable or ("set-cookie" not in lower and "private" not in lower.get("cache-control", ""))
+            # An answer the cache may not keep is not another viewer's either.
+            shareable = decision.cacheable
             fill.head.set_result(FillHead("stream", status, headers, length, "Miss", shareable=shareable))
             received = 0
             async for chunk in response.chunks():

@@ -46,7 +46,10 @@ def test_it_keeps_connections_alive_and_closes_on_request(origin: Origin, edge: 
     with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as sock:
         for _ in range(3):
             sock.sendall(request)
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            data = b""
+            while not data.endswith(b"alive"):
+                data += sock.recv(65536)
+            assert data.startswith(b"HTTP/1.1 200 OK") and data.count(b"HTTP/1.1") == 1
         sock.sendall(closing)
         data = b""
         while chunk := sock.recv(65536):
