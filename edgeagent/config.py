@@ -590,6 +590,8 @@ def _parse_origin(raw: object, path: str) -> Origin:
             raise ConfigError(f"{hpath}.name", f"{name} is reserved and cannot be set")
         if not _HEADER_VALUE.fullmatch(value):
             raise ConfigError(f"{hpath}.value", "contains control characters")
+        if any(n.lower() == name.lower() for n, _ in headers):
+            raise ConfigError(f"{hpath}.name", f"duplicate header {name}")
         headers.append((name, value))
     s3_raw = _key(o, "s3", path)
     s3: S3Settings | None = None

@@ -11,7 +11,6 @@ joined with ", " (Cookie with "; "), as RFC 9110 allows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from email.utils import mktime_tz, parsedate_tz
 from typing import Any, Callable, Mapping, Sequence
@@ -737,16 +736,17 @@ _INVALIDATION_MEMO: dict[str, Callable[[str], bool]] = {}
 
 def compile_invalidation(pattern: str) -> Callable[[str], bool]:
     """A matcher for an invalidation path: exact, or `*` anywhere matching any run of
-    characters (so `/*` is everything). Case-sensitive; the leading `/` is optional."""
+    characters (so `/*` is everything). Case-sensitive; the leading `/` is optional.
+
+    A query string in the pattern is dropped: objects are matched by path, so every query
+    variant of that path goes (more than asked, never less).
+    """
+    pattern = pattern.split("?", 1)[0]
     if not pattern.startswith("/"):
         pattern = "/" + pattern
     if "*" not in pattern:
         return pattern.__eq__
-    # `?` is literal in invalidation paths: escape it before reusing the behavior glob.
-    if "?" not in pattern:
-        return compile_glob(pattern)
-    rx = re.compile(".*".join(re.escape(p) for p in pattern.split("*")), re.DOTALL)
-    return lambda path: rx.fullmatch(path) is not None
+    return compile_glob(pattern)
 
 
 def path_matches(pattern: str, path: str) -> bool:

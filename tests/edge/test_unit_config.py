@@ -218,6 +218,9 @@ def test_it_tolerates_unknown_keys() -> None:
             custom_headers=[{"name": "X-A", "value": "a\r\nb"}]),
          "distributions[0].origins[0].custom_headers[0].value: contains control characters"),
         (lambda d: d["distributions"][0]["origins"][0].update(
+            custom_headers=[{"name": "X-A", "value": "1"}, {"name": "x-a", "value": "2"}]),
+         "distributions[0].origins[0].custom_headers[1].name: duplicate header x-a"),
+        (lambda d: d["distributions"][0]["origins"][0].update(
             custom_headers=[{"name": "X-A"}]),
          "distributions[0].origins[0].custom_headers[0].value: is required"),
         (lambda d: d["distributions"][0]["origins"][0].update(
