@@ -216,7 +216,7 @@ def test_it_tolerates_unknown_keys() -> None:
          "distributions[0].origins[0].custom_headers[0].name: is not a valid header name"),
         (lambda d: d["distributions"][0]["origins"][0].update(
             custom_headers=[{"name": "X-A", "value": "a\r\nb"}]),
-         "distributions[0].origins[0].custom_headers[0].value: contains control characters"),
+         "distributions[0].origins[0].custom_headers[0].value: contains a line break or NUL"),
         (lambda d: d["distributions"][0]["origins"][0].update(
             custom_headers=[{"name": "X-A", "value": "1"}, {"name": "x-a", "value": "2"}]),
          "distributions[0].origins[0].custom_headers[1].name: duplicate header x-a"),
@@ -251,6 +251,8 @@ def test_it_tolerates_unknown_keys() -> None:
          "distributions[0].cache_behaviors: must contain the default behavior"),
         (lambda d: d["distributions"][0]["cache_behaviors"][0].update(path_pattern="/" * 256),
          "distributions[0].cache_behaviors[0].path_pattern: must be at most 255 characters"),
+        (lambda d: d["distributions"][0]["cache_behaviors"][0].update(path_pattern="/a b"),
+         "distributions[0].cache_behaviors[0].path_pattern: must not contain spaces"),
         (lambda d: d["distributions"][0]["cache_behaviors"][0].update(
             viewer_protocol_policy="http-only"),
          "distributions[0].cache_behaviors[0].viewer_protocol_policy: must be one of"),
@@ -447,6 +449,9 @@ def test_host_normalisation_strips_port_case_and_trailing_dot(raw: str, name: st
         ("/a+(b)[c]", "/a+(b)[c]", True),
         ("/*/index.html", "/x/y/index.html", True),
         ("/*/index.html", "/index.html", False),
+        ("*.js?", "/app.jsx", True),
+        ("*.js?", "/app.js", False),
+        ("/caf\u00e9/*", "/caf\u00e9/x", True),
     ],
 )
 def test_path_patterns_follow_cloudfront_glob_rules(pattern: str, path: str,
