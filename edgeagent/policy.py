@@ -484,7 +484,10 @@ def decide(status: int, headers: Mapping[str, str], policy: CachePolicy, method:
     else:
         explicit = _origin_ttl(cc, headers, now)
         ttl = policy.default_ttl if explicit is None else _clamp(explicit, policy)
-    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc
+    # s-maxage implies proxy-revalidate in RFC 9111, but an explicit stale-* directive next
+    # to it is the origin's own permission to serve stale, as CDNs read it: only the
+    # revalidate directives themselves withdraw it.
+    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc
     swr = sie = 0
     if not must_revalidate:
         swr = _seconds(cc.get("stale-while-revalidate")) or 0

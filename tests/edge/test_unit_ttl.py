@@ -205,12 +205,18 @@ def test_stale_directives_are_read() -> None:
     assert not got.must_revalidate
 
 
-@pytest.mark.parametrize("directive", ["must-revalidate", "proxy-revalidate", "s-maxage=10"])
+@pytest.mark.parametrize("directive", ["must-revalidate", "proxy-revalidate"])
 def test_must_revalidate_forbids_serving_stale(directive: str) -> None:
     got = d(cache_control=f"max-age=10, {directive}, stale-while-revalidate=30, "
                           "stale-if-error=60")
     assert got.must_revalidate
     assert got.stale_while_revalidate == 0 and got.stale_if_error == 0
+
+
+def test_s_maxage_keeps_the_stale_directives_next_to_it() -> None:
+    got = d(cache_control="s-maxage=10, stale-while-revalidate=30, stale-if-error=60")
+    assert (got.ttl, got.stale_while_revalidate, got.stale_if_error) == (10, 30, 60)
+    assert not got.must_revalidate
 
 
 def test_stale_if_error_alone_makes_an_expired_response_worth_keeping() -> None:
