@@ -759,8 +759,9 @@ class Store:
         """Index the writer thread's finished jobs (loop side).
 
         A job still current (its token unchanged, nothing removed it meanwhile) becomes the
-        disk copy; a superseded one leaves its body file to be deleted here (its meta file
-        was or will be overwritten by the newer job).
+        disk copy. A superseded or removed one has its body file deleted here; its meta
+        file too, unless the key's meta file is still owned by an indexed object or will be
+        rewritten by a newer queued job.
         """
         done = self._done_jobs
         while done:
@@ -771,9 +772,16 @@ class Store:
             current = self._tokens.get(obj.key) == job.token
             if current:
                 del self._tokens[obj.key]
+            meta_orphaned = obj.key not in self._disk and obj.key not in self._tokens
             if not job.written:
+                # An earlier, superseded job may have left the key's meta file behind,
+                # expecting this one to rewrite it.
+                if meta_orphaned:
+                    _unlink(self._meta_path(obj.key))
                 continue
             if job.body is None:
+                if meta_orphaned:
+                    _unlink(job.meta_path)
                 continue
             # A Vary layout registered since this job was queued makes it unreachable.
             layout = self._vary.get(obj.primary_key)
@@ -781,7 +789,7 @@ class Store:
             if not current or outdated or self._removed_since(job.seq, obj.primary_key,
                                                               obj.meta):
                 _unlink(job.body_path)
-                if current:
+                if meta_orphaned:
                     _unlink(job.meta_path)
                 continue
             self._disk_replace(CachedObject(obj.key, obj.primary_key, obj.meta, obj.size,
@@ -800,6 +808,10 @@ class Store:
             os.makedirs(d, exist_ok=True)
             self._made_dirs.add(d)
         return d
+
+    def _meta_path(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return os.path.join(self._object_dir(digest), digest + ".meta")
 
     def _new_body_path(self, key: str) -> str:
         """A fresh, unreferenced body file name for `key`."""

@@ -650,3 +650,55 @@ def test_a_variant_written_under_an_old_vary_layout_is_not_indexed(store: Store)
     assert store.disk_objects == 1
     found = store.lookup(k("/v"), de)
     assert found is not None and found.body == b"by accept"
+
+
+# ---- Invariants under a random mix of operations ----
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_accounting_and_files_stay_consistent_under_random_operations(
+        tmp_path: Path, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    s = Store(memory_bytes=24 * KIB, disk_dir=tmp_path, disk_bytes=96 * KIB,
+              memory_object_max=4 * KIB, verify_in_background=False)
+    names = ("accept-language",)
+    for _ in range(400):
+        path = f"/p{rng.randrange(12)}"
+        op = rng.random()
+        if op < 0.45:
+            size = rng.choice((0, 10, 900, 3 * KIB, 6 * KIB, 20 * KIB))
+            if rng.random() < 0.2:
+                headers = {"accept-language": rng.choice(("de", "fr"))}
+                s.put(k(path), meta(path, vary=names, vary_key=vary_key(names, headers),
+                                    tags=frozenset({path})), os.urandom(size))
+            else:
+                s.put(k(path), meta(path, tags=frozenset({path})), os.urandom(size))
+        elif op < 0.75:
+            found = s.lookup(k(path), {"accept-language": rng.choice(("de", "fr"))})
+            if found is not None and rng.random() < 0.3:
+                s.refresh(found, meta(path, ttl=rng.randrange(100)))
+        elif op < 0.85:
+            s.invalidate(DIST, [rng.choice((path, "/p1*", "/*"))], [])
+        elif op < 0.92:
+            s.invalidate(DIST, [], [path])
+        elif op < 0.97:
+            s.remove(k(path))
+        else:
+            s.flush()
+        assert s.memory_used == sum(o.cost for o in s._mem.values()) <= 24 * KIB
+        assert s.disk_used == sum(o.size for o in s._disk.values()) <= 96 * KIB
+    s.flush()
+    on_disk = {p.name for p in files(tmp_path, ".body")}
+    assert on_disk == {Path(o.file_path or "").name for o in s._disk.values()}
+    assert len(files(tmp_path, ".meta")) == s.disk_objects
+    indexed = {key for d in s._by_dist.values() for key in d.keys}
+    assert indexed == set(s._mem) | set(s._disk)
+    expected = {key: o.crc for key, o in s._disk.items()}
+    s.close()
+    again = Store(memory_bytes=24 * KIB, disk_dir=tmp_path, disk_bytes=96 * KIB,
+                  memory_object_max=4 * KIB, verify_in_background=False)
+    assert again.verify_pending() == 0
+    assert {key: o.crc for key, o in again._disk.items()} == expected
+    again.close()
