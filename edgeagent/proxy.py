@@ -88,7 +88,7 @@ def _lower_map(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> 
 class Ctx:
     """A request routed to its distribution and behavior, with the config it started on."""
 
-    __slots__ = ("req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key")
+    __slots__ = ("req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key", "started")
 
     def __init__(
         self,
@@ -111,6 +111,7 @@ class Ctx:
         self.stats = stats
         self.head_only = req.method == "HEAD"
         self.key = ""
+        self.started = False
 
 
 class Route:
@@ -378,7 +379,7 @@ class Proxy:
             ids = REQUEST_IDS
             ids.counter += 1
             rid = b"%s-%x" % (ids.prefix_bytes, ids.counter)
-        if conn.keep_alive(req):
+        if req.keep_alive and not conn.close_after and not self.closing:
             tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, rid)
         else:
             tail = b"Age: %d\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n" % (age, rid)
@@ -388,10 +389,12 @@ class Proxy:
             stats.status_2xx += 1
         else:
             stats.count_status(status)
+        transport = conn.transport
+        assert transport is not None
         if method == "HEAD" or status == 204 or status == 304:
-            conn.write(head + tail)
+            transport.write(head + tail)
         else:
-            conn.writelines((head, tail, body))
+            transport.writelines((head, tail, body))
             stats.bytes_out += len(body)
         return True
 
@@ -482,6 +485,11 @@ class Proxy:
                 await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
         except OriginError as exc:
             stats.origin_failures += 1
+            if ctx.started:
+                # Part of the body is out: only a cut connection tells the viewer it is short.
+                log.warning("request %s %s: origin failed mid-body: %s", req.request_id, ctx.path, exc)
+                conn.abort()
+                return
             await self._origin_failed(ctx, exc)
 
     # ---- cached methods ----
@@ -1086,8 +1094,8 @@ class Proxy:
             ctx.conn.close_after = True
         head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.location_line + b"\r\n"
         ctx.stats.count_status(status)
-        ctx.conn.write(head)
-        return ResponseWriter(ctx, chunked)
+        ctx.started = True
+        return ResponseWriter(ctx, chunked, head)
 
     # ---- shutdown ----
 
@@ -1114,28 +1122,39 @@ class Proxy:
 
 
 class ResponseWriter:
-    """Body writing for the slow path: chunked framing, byte counting, back-pressure."""
+    """Body writing for the slow path: chunked framing, byte counting, back-pressure.
 
-    __slots__ = ("ctx", "chunked")
+    The head is held back until the first body bytes (or the end) so a small response
+    leaves in one writev instead of two writes.
+    """
 
-    def __init__(self, ctx: Ctx, chunked: bool) -> None:
+    __slots__ = ("ctx", "chunked", "head")
+
+    def __init__(self, ctx: Ctx, chunked: bool, head: bytes) -> None:
         self.ctx = ctx
         self.chunked = chunked
+        self.head = head
 
     async def send(self, data: bytes) -> None:
         if not data:
             return
         conn = self.ctx.conn
+        head, self.head = self.head, b""
         if self.chunked:
-            conn.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            conn.writelines((head, b"%x\r\n" % len(data), data, b"\r\n"))
+        elif head:
+            conn.writelines((head, data))
         else:
             conn.write(data)
         self.ctx.stats.bytes_out += len(data)
         await conn.drain()
 
     def finish(self) -> None:
+        head, self.head = self.head, b""
         if self.chunked:
-            self.ctx.conn.write(b"0\r\n\r\n")
+            self.ctx.conn.write(head + b"0\r\n\r\n")
+        elif head:
+            self.ctx.conn.write(head)
 
 
 # ---- header helpers ----

@@ -49,6 +49,7 @@ class Answer:
     size: int | None = None
     chunk_delay: float = 0.0
     honour_conditionals: bool = True
+    cut_after: int | None = None
 
 
 @dataclass
@@ -169,6 +170,10 @@ class Origin:
                 n = min(step, answer.size - sent)
                 await response.write(pattern_bytes(n, sent))
                 sent += n
+                if answer.cut_after is not None and sent >= answer.cut_after:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
                 if answer.chunk_delay:
                     await asyncio.sleep(answer.chunk_delay)
         await response.write_eof()

@@ -59,3 +59,17 @@ def test_it_serves_the_custom_error_page_with_the_configured_code(origin: Origin
     assert edge.get("/missing").content == b"<h1>lost?</h1>"
     assert origin.hits("/missing") == 1
     assert origin.hits("/errors/404.html") == 1
+
+
+def test_it_cuts_the_viewer_connection_when_the_origin_dies_mid_body(origin: Origin, make_edge: EdgeFactory) -> None:
+    import httpx
+    import pytest
+
+    edge = make_edge(document(distribution(origin.port)))
+    origin.route("/torn", Answer(size=4 * 1024 * 1024, cut_after=512 * 1024))
+    with pytest.raises(httpx.RemoteProtocolError):
+        edge.get("/torn")
+    origin.route("/torn", Answer(size=1000))
+    response = edge.get("/torn")
+    assert response.status_code == 200 and len(response.content) == 1000
+    assert response.headers["X-Cache"] == "Miss from edge-t"
