@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from typing import Protocol, cast
@@ -24,7 +23,6 @@ import httptools
 MAX_PIPELINE = 32
 BODY_BUFFER_HIGH = 1024 * 1024
 WRITE_BUFFER_HIGH = 512 * 1024
-SEND_BUFFER = 1024 * 1024
 MAX_HEADERS_BYTES = 64 * 1024
 MAX_URL_BYTES = 16 * 1024
 
@@ -246,11 +244,6 @@ class HttpConnection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Room for a whole 100 KiB hit in one writev: without it the kernel's initial
-            # send buffer splits it and every response costs extra polls and syscalls.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         self.app.connection_opened(self)
