@@ -339,12 +339,19 @@ class HttpConnection(asyncio.Protocol):
         if has_body and "transfer-encoding" not in headers and headers["content-length"] in ("0", ""):
             has_body = False
         method = parser.get_method()
+        keep_alive = parser.should_keep_alive()
+        # get_http_version() allocates a string per call: an HTTP/1.1 keep-alive request
+        # without a Connection field needs no look (a 1.0 one is never keep-alive without it).
+        if keep_alive and "connection" not in headers and "host" in headers:
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
         request = Request(
             _METHODS.get(method) or method.decode("latin-1"),
             target,
             headers,
-            parser.get_http_version(),
-            parser.should_keep_alive(),
+            version,
+            keep_alive,
             self.client_ip,
             BodyStream(self) if has_body else None,
         )
