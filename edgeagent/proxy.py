@@ -569,8 +569,12 @@ class Proxy:
                 fill.unsubscribe(sub)
 
     async def _serve_after(self, ctx: Ctx, fill: Fill) -> None:
-        """A late joiner of a large fill: wait for the store, or fetch on its own."""
-        await asyncio.shield(fill.done)
+        """A late joiner of a large fill: wait for the store (bounded), or fetch on its own."""
+        try:
+            await asyncio.wait_for(asyncio.shield(fill.done), self.settings.collapse_timeout)
+        except asyncio.TimeoutError:
+            await self._pass(ctx, write=False)
+            return
         obj = self.store.lookup(ctx.key, ctx.req.headers)
         if obj is not None:
             ctx.stats.collapsed += 1

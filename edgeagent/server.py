@@ -80,10 +80,11 @@ REQUEST_IDS = RequestIds()
 class BodyStream:
     """A request body delivered as the parser produces it, bounded by pausing the socket."""
 
-    __slots__ = ("_conn", "_chunks", "_size", "_done", "_error", "_waiter")
+    __slots__ = ("_conn", "_chunks", "_size", "_done", "_error", "_waiter", "_continue")
 
-    def __init__(self, conn: HttpConnection) -> None:
+    def __init__(self, conn: HttpConnection, expect_continue: bool = False) -> None:
         self._conn = conn
+        self._continue = expect_continue
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._done = False
@@ -120,6 +121,12 @@ class BodyStream:
 
     async def read(self) -> bytes:
         """Next chunk, b"" at the end; raises ClientDisconnected if the viewer left mid-body."""
+        if self._continue:
+            # The viewer waits for this before sending the body (RFC 9110 10.1.1); it is
+            # sent only once the body is really wanted, so a refused upload is never sent.
+            self._continue = False
+            if not self._done:
+                self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -353,7 +360,7 @@ class HttpConnection(asyncio.Protocol):
             version,
             keep_alive,
             self.client_ip,
-            BodyStream(self) if has_body else None,
+            BodyStream(self, headers.get("expect", "").lower() == "100-continue") if has_body else None,
         )
         if target[:1] != "/":
             request.bad = "invalid request target"

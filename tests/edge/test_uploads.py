@@ -81,3 +81,17 @@ def test_it_survives_a_client_that_disconnects_mid_body(origin: Origin, make_edg
         sock.sendall(b"x" * 100_000)
     origin.route("/after", Answer(body=b"still here"))
     assert edge.get("/after").content == b"still here"
+
+
+def test_it_answers_100_continue_before_reading_an_upload(origin: Origin, make_edge: EdgeFactory) -> None:
+    edge = writable_edge(origin, make_edge)
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as sock:
+        sock.sendall(f"PUT /expect HTTP/1.1\r\nHost: {DOMAIN}\r\nContent-Length: 5\r\n"
+                     "Expect: 100-continue\r\nConnection: close\r\n\r\n".encode())
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert b'"size": 5' in data
