@@ -281,7 +281,6 @@ def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
     edge.set_token(token)
     edge.full_clean()
     edge.save()
-    # A new edge has nothing yet: every distribution waits for it.
     return edge, token
 
 
