@@ -32,6 +32,7 @@ from .config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
 from .metrics import DistributionStats
 from .origin import OriginError, OriginResponse, origin_url
 from .server import REQUEST_IDS, ClientDisconnected, HttpConnection, Request
+from .stats import BLOCKED, EDGE, HIT, MISS, Counters
 from .store import CachedObject, ObjectMeta, Writer
 
 if TYPE_CHECKING:
@@ -88,7 +89,10 @@ def _lower_map(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> 
 class Ctx:
     """A request routed to its distribution and behavior, with the config it started on."""
 
-    __slots__ = ("req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key", "started")
+    __slots__ = (
+        "req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key", "started",
+        "status", "outcome", "sent",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -112,12 +116,16 @@ class Ctx:
         self.head_only = req.method == "HEAD"
         self.key = ""
         self.started = False
+        # What the control-plane stats record once the response is done (stats.py).
+        self.status = 0
+        self.outcome = EDGE
+        self.sent = 0
 
 
 class Route:
     """A memoised fast-path routing result; `key` is "" when it depends on more headers."""
 
-    __slots__ = ("config", "dist", "behavior", "path", "key", "stats")
+    __slots__ = ("config", "dist", "behavior", "path", "key", "stats", "counters")
 
     def __init__(
         self,
@@ -127,6 +135,7 @@ class Route:
         path: str,
         key: str,
         stats: DistributionStats,
+        counters: Counters,
     ) -> None:
         self.config = config
         self.dist = dist
@@ -134,6 +143,7 @@ class Route:
         self.path = path
         self.key = key
         self.stats = stats
+        self.counters = counters
 
 
 # ---- Collapsed origin fetches ----
@@ -393,9 +403,11 @@ class Proxy:
         assert transport is not None
         if method == "HEAD" or status == 204 or status == 304:
             transport.write(head + tail)
+            route.counters.fast_hit(status, 0)
         else:
             transport.writelines((head, tail, body))
             stats.bytes_out += len(body)
+            route.counters.fast_hit(status, len(body))
         return True
 
     def _route(self, req: Request, config: EdgeConfig | None) -> Route | None:
@@ -416,7 +428,8 @@ class Proxy:
         key = ""
         if cp.headers.behavior == "none" and cp.cookies.behavior == "none":
             key = policy.cache_key(dist, behavior, "GET", path, req.query, headers)
-        route = Route(config, dist, behavior, path, key, self.agent.metrics.for_distribution(dist.id))
+        counters = self.agent.stats.counters(dist.id)
+        route = Route(config, dist, behavior, path, key, self.agent.metrics.for_distribution(dist.id), counters)
         if len(self.routes) >= ROUTE_MEMO:
             self.routes.clear()
         self.routes[(headers.get("host"), req.target, headers.get("accept-encoding"))] = route
@@ -461,36 +474,44 @@ class Proxy:
         behavior = dist.match_behavior(path)
         stats = self.agent.metrics.for_distribution(dist.id)
         ctx = Ctx(req, conn, config, dist, behavior, path, scheme, stats)
-        if scheme == "http" and behavior.viewer_protocol_policy != "allow-all":
-            if behavior.viewer_protocol_policy == "https-only":
-                await self._error(ctx, 403, "403 Forbidden: this resource is only served over HTTPS.")
-                return
-            host = req.headers.get("host", dist.domain_name)
-            location = f"https://{host.split(':')[0] if not host.startswith('[') else host}{req.target}"
-            await self._send_simple(
-                req, conn, 301, "301 Moved Permanently.", "Error", extra=[("Location", location)], stats=stats
-            )
-            return
-        if req.method not in behavior.allowed_methods:
-            await self._error(
-                ctx, 403, f"403 Forbidden: method {req.method} is not allowed here.", [("Allow", behavior.allow_header)]
-            )
-            return
-        if path == "/" and dist.root_path:
-            ctx.path = dist.root_path
+        began = time.monotonic()
         try:
-            if req.method in behavior.cached_methods:
-                await self._cached(ctx)
-            else:
-                await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
-        except OriginError as exc:
-            stats.origin_failures += 1
-            if ctx.started:
-                # Part of the body is out: only a cut connection tells the viewer it is short.
-                log.warning("request %s %s: origin failed mid-body: %s", req.request_id, ctx.path, exc)
-                conn.abort()
+            if scheme == "http" and behavior.viewer_protocol_policy != "allow-all":
+                if behavior.viewer_protocol_policy == "https-only":
+                    ctx.outcome = BLOCKED
+                    await self._error(ctx, 403, "403 Forbidden: this resource is only served over HTTPS.")
+                    return
+                host = req.headers.get("host", dist.domain_name)
+                ctx.status = 301
+                location = f"https://{host.split(':')[0] if not host.startswith('[') else host}{req.target}"
+                await self._send_simple(
+                    req, conn, 301, "301 Moved Permanently.", "Error", extra=[("Location", location)], stats=stats
+                )
                 return
-            await self._origin_failed(ctx, exc)
+            if req.method not in behavior.allowed_methods:
+                ctx.outcome = BLOCKED
+                await self._error(
+                    ctx, 403, f"403 Forbidden: method {req.method} is not allowed here.",
+                    [("Allow", behavior.allow_header)],
+                )  # fmt: skip
+                return
+            if path == "/" and dist.root_path:
+                ctx.path = dist.root_path
+            try:
+                if req.method in behavior.cached_methods:
+                    await self._cached(ctx)
+                else:
+                    await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
+            except OriginError as exc:
+                stats.origin_failures += 1
+                if ctx.started:
+                    # Part of the body is out: only a cut connection tells the viewer it is short.
+                    log.warning("request %s %s: origin failed mid-body: %s", req.request_id, ctx.path, exc)
+                    conn.abort()
+                    return
+                await self._origin_failed(ctx, exc)
+        finally:
+            self.agent.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, time.monotonic() - began)
 
     # ---- cached methods ----
 
@@ -541,12 +562,17 @@ class Proxy:
         return fill
 
     async def _serve_fill(self, ctx: Ctx, fill: Fill, owner: bool) -> None:
+        ctx.outcome = MISS
         sub = fill.subscribe(owner)
         try:
-            try:
-                head = await asyncio.wait_for(asyncio.shield(fill.head), self.settings.collapse_timeout)
-            except asyncio.TimeoutError:
-                head = FillHead("pass")
+            if owner:
+                # The fetch this request started is bounded by the origin's own timeouts.
+                head = await asyncio.shield(fill.head)
+            else:
+                try:
+                    head = await asyncio.wait_for(asyncio.shield(fill.head), self.settings.collapse_timeout)
+                except asyncio.TimeoutError:
+                    head = FillHead("pass")
             if head.kind == "object" and head.obj is not None:
                 if head.stale:
                     ctx.stats.stale_served += 1
@@ -600,6 +626,7 @@ class Proxy:
         ctx.stats.miss += 1
         if ranges.kind == policy.RANGE_UNSATISFIABLE:
             ctx.stats.count_status(416)
+            ctx.status = 416
             await self._send_simple(
                 req, ctx.conn, 416, "416 Range Not Satisfiable.", head.result,
                 extra=[("Content-Range", ranges.unsatisfied_range())], stats=None,
@@ -751,6 +778,7 @@ class Proxy:
                         writer.write(tail)
                     await fill.publish(tail)
             ctx.stats.origin_bytes += received
+            self.agent.stats.count_origin_bytes(ctx.dist.id, received)
             response.release()
             response = None
             if writer is not None:
@@ -840,6 +868,7 @@ class Proxy:
                 value = req.headers.get(name)
                 if value is not None:
                     extra.append((name, value))
+        ctx.outcome = MISS
         response = await self._fetch(ctx, req.method, extra, body)
         try:
             if write and 200 <= response.status < 300:
@@ -857,6 +886,7 @@ class Proxy:
             if req.method != "HEAD" and response.status not in (204, 304):
                 async for chunk in response.chunks():
                     ctx.stats.origin_bytes += len(chunk)
+                    self.agent.stats.count_origin_bytes(ctx.dist.id, len(chunk))
                     await writer.send(chunk)
             writer.finish()
         finally:
@@ -871,6 +901,7 @@ class Proxy:
         age = policy.age(meta.stored_at, now, meta.origin_age)
         ctx.stats.hit += result == "Hit"
         ctx.stats.refresh_hit += result == "RefreshHit"
+        ctx.outcome = HIT
         if meta.status in ctx.dist.error_responses and await self._custom_error(ctx, meta.status, obj):
             return
         if meta.status == 200 and policy.not_modified(req.headers, meta.etag, meta.last_modified):
@@ -882,6 +913,7 @@ class Proxy:
         ):
             spec = policy.parse_range(req.headers["range"], obj.size)
         if spec.kind == policy.RANGE_UNSATISFIABLE:
+            ctx.status = 416
             await self._send_simple(
                 req, ctx.conn, 416, "416 Range Not Satisfiable.", result,
                 extra=[("Content-Range", spec.unsatisfied_range())], stats=ctx.stats,
@@ -915,6 +947,7 @@ class Proxy:
             if head is None:
                 head = obj.head = self._object_head(obj, "Hit")
             ctx.stats.count_status(meta.status)
+            ctx.status = meta.status
             tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, req.request_id.encode("latin-1"))
             if not ctx.conn.keep_alive(req):
                 tail = b"Connection: close\r\n" + tail
@@ -923,6 +956,7 @@ class Proxy:
             else:
                 ctx.conn.writelines((head, tail, obj.body))
                 ctx.stats.bytes_out += obj.size
+                ctx.sent += obj.size
             await ctx.conn.drain()
             return
         writer = self._start_response(ctx, meta.status, headers, obj.size, result, age)
@@ -1011,6 +1045,7 @@ class Proxy:
 
     async def _error(self, ctx: Ctx, status: int, text: str, extra: list[tuple[str, str]] | None = None) -> None:
         ctx.stats.error += 1
+        ctx.status = status
         await self._send_simple(ctx.req, ctx.conn, status, text, "Error", extra=extra, stats=ctx.stats)
 
     # ---- response writing ----
@@ -1098,6 +1133,7 @@ class Proxy:
             ctx.conn.close_after = True
         head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.location_line + b"\r\n"
         ctx.stats.count_status(status)
+        ctx.status = status
         ctx.started = True
         return ResponseWriter(ctx, chunked, head)
 
@@ -1151,6 +1187,7 @@ class ResponseWriter:
         else:
             conn.write(data)
         self.ctx.stats.bytes_out += len(data)
+        self.ctx.sent += len(data)
         await conn.drain()
 
     def finish(self) -> None:
