@@ -32,6 +32,7 @@ class Settings:
     collapse_timeout: float
     trust_forwarded_proto: bool
     log_level: str
+    stats_buffer_reports: int
 
 
 def parse_size(text: str) -> int:
@@ -104,6 +105,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--trust-forwarded-proto", action="store_true", default=_flag(env.get("EDGE_TRUST_FORWARDED_PROTO", "")),
         help="take the viewer scheme from X-Forwarded-Proto set by a trusted TLS front (EDGE_TRUST_FORWARDED_PROTO)")
     add("--log-level", default=default("EDGE_LOG_LEVEL", "INFO"), help="logging level (EDGE_LOG_LEVEL)")
+    add("--stats-buffer-size", type=int, default=default("EDGE_STATS_BUFFER_SIZE", "8640"),
+        help="10 s stats reports kept on disk while the control plane is unreachable; the oldest go first "
+             "(EDGE_STATS_BUFFER_SIZE, default 8640: one day)")
     return parser
 
 
@@ -132,4 +136,5 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         collapse_timeout=float(args.collapse_timeout),
         trust_forwarded_proto=bool(args.trust_forwarded_proto),
         log_level=str(args.log_level).upper(),
+        stats_buffer_reports=max(1, int(args.stats_buffer_size)),
     )

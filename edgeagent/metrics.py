@@ -64,9 +64,6 @@ class DistributionStats:
         else:
             self.status_5xx += 1
 
-    def snapshot(self) -> dict[str, int]:
-        return {name.rstrip("_"): getattr(self, name) for name in self.__slots__}
-
 
 class Metrics:
     """Every counter of one agent process."""
@@ -103,13 +100,20 @@ def _family(
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} {kind}")
     for labels, value in samples:
-        lines.append(f"{name}{labels} {value:g}" if isinstance(value, float) else f"{name}{labels} {value}")
+        # repr, not :g, for floats: six significant digits would round a Unix time to 1000 s.
+        lines.append(f"{name}{labels} {value!r}" if isinstance(value, float) else f"{name}{labels} {value}")
 
 
 def render(
-    metrics: Metrics, name: str, pop: str, version: int, gauges: Callable[[], dict[str, int]]
+    metrics: Metrics,
+    name: str,
+    pop: str,
+    version: int,
+    gauges: Callable[[], dict[str, int]],
+    families: Iterable[tuple[str, str, str, float]] = (),
 ) -> str:
-    """Prometheus exposition text; `gauges` supplies store sizes read at scrape time."""
+    """Prometheus exposition text; `gauges` supplies store sizes read at scrape time, and
+    `families` (name, type, help, value) the unlabelled values of other parts (the link)."""
     lines: list[str] = []
     dists = sorted(metrics.distributions.items())
 
@@ -191,4 +195,6 @@ def render(
     )
     for gauge, value in sorted(gauges().items()):
         _family(lines, f"edge_{gauge}", "gauge", f"Cache store {gauge.replace('_', ' ')}.", [("", value)])
+    for family, kind, help_text, number in families:
+        _family(lines, family, kind, help_text, [("", number)])
     return "\n".join(lines) + "\n"

@@ -587,7 +587,7 @@ class Proxy:
                 await self._serve_after(ctx, fill)
                 return
             assert head.headers is not None
-            if head.status in ctx.dist.error_responses and await self._custom_error(ctx, head.status, None):
+            if head.status in ctx.dist.error_responses and await self._custom_error(ctx, head.status):
                 return
             await self._stream_fill(ctx, fill, sub, head)
         finally:
@@ -875,7 +875,7 @@ class Proxy:
                 # A successful write changes the resource: no variant of it may be served stale.
                 self.store.invalidate(ctx.dist.id, [ctx.path], [])
             lower = _lower_map(response.headers)
-            if response.status in ctx.dist.error_responses and await self._custom_error(ctx, response.status, None):
+            if response.status in ctx.dist.error_responses and await self._custom_error(ctx, response.status):
                 return
             ctx.stats.pass_ += 1
             headers = [(n, v) for n, v in response.headers if n.lower() not in _NOT_STORED]
@@ -902,7 +902,7 @@ class Proxy:
         ctx.stats.hit += result == "Hit"
         ctx.stats.refresh_hit += result == "RefreshHit"
         ctx.outcome = HIT
-        if meta.status in ctx.dist.error_responses and await self._custom_error(ctx, meta.status, obj):
+        if meta.status in ctx.dist.error_responses and await self._custom_error(ctx, meta.status):
             return
         if meta.status == 200 and policy.not_modified(req.headers, meta.etag, meta.last_modified):
             await self._send_head_only(ctx, 304, _for_304(list(meta.headers)), result, age)
@@ -986,7 +986,7 @@ class Proxy:
 
     # ---- custom error responses and edge errors ----
 
-    async def _custom_error(self, ctx: Ctx, status: int, obj: CachedObject | None) -> bool:
+    async def _custom_error(self, ctx: Ctx, status: int) -> bool:
         """Serve the distribution's error page for `status`; False when there is none to serve."""
         er: ErrorResponse | None = ctx.dist.error_responses.get(status)
         if er is None or not er.response_page_path or er.response_page_path == ctx.path:
@@ -1038,7 +1038,7 @@ class Proxy:
     async def _origin_failed(self, ctx: Ctx, exc: OriginError) -> None:
         status = 504 if exc.timeout else 502
         log.warning("request %s %s: %s", ctx.req.request_id, ctx.path, exc)
-        if status in ctx.dist.error_responses and await self._custom_error(ctx, status, None):
+        if status in ctx.dist.error_responses and await self._custom_error(ctx, status):
             return
         what = "did not answer in time" if exc.timeout else "could not be reached"
         await self._error(ctx, status, f"{status} {reason(status)}: the origin {what}.")

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from edgeagent.agent import Agent
 from edgeagent.cli import parse_settings
 from edgeagent.link import ControlPlaneLink
 from edgeagent.stats import HIT, MISS, StatsBuffer, StatsCollector
-from tests.edge.conftest import DIST_ID, clone, distribution, document
+from tests.edge.conftest import DIST_ID, TOKEN, Answer, EdgeFactory, Origin, clone, distribution, document
 
-TOKEN = "link-test-token"
 T0 = 1_764_000_000
 UNUSED_ORIGIN_PORT = 9  # configs here are never served, only validated and swapped
 
@@ -430,3 +433,86 @@ def test_it_buffers_stats_on_disk_through_an_outage_and_a_restart_and_sends_them
         assert buffer_dir_entries() == []
 
     run(scenario)
+
+
+# ---- A real edge process linked to the control plane ----
+
+
+class ThreadedControlPlane:
+    """The fake control plane on its own loop thread, for an edge running as a subprocess."""
+
+    def __init__(self) -> None:
+        self.cp = FakeControlPlane()
+        self.cp.heartbeat_interval = 0.2
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeControlPlane:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.cp.start(), self._loop).result(10)
+        return self.cp
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.cp.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll a condition from a test thread, bounded; the assertion after it says what was expected."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_an_edge_serves_its_config_when_the_control_plane_refuses_connections_at_start(
+    origin: Origin, make_edge: EdgeFactory
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+    try:
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        edge = make_edge(document(distribution(origin.port)), extra=["--control-plane", url])
+        origin.route("/up", Answer(body=b"still serving"))
+        response = edge.get("/up")
+        assert response.status_code == 200 and response.content == b"still serving"
+        assert "edge_control_plane_connected 0" in httpx.get(edge.admin_url + "/metrics").text
+    finally:
+        closed.close()
+
+
+def test_an_edge_catches_up_before_serving_and_reports_exact_stats_across_a_restart(
+    origin: Origin, make_edge: EdgeFactory, tmp_path: Path
+) -> None:
+    with ThreadedControlPlane() as cp:
+        cp.documents.append(document(distribution(origin.port, aliases=["new.example.test"]), version=2))
+        cp.invalidations.append({"id": 3, "distribution_id": DIST_ID, "paths": ["/*"], "tags": []})
+        edge = make_edge(document(distribution(origin.port)), extra=["--control-plane", cp.url])
+        assert 3 in cp.acked
+        origin.route("/s", Answer(body=b"x" * 1000))
+        first = edge.get("/s", headers={"Host": "new.example.test"})
+        assert first.status_code == 200 and first.headers["X-Cache"] == "Miss from edge-t"
+        assert edge.get("/s").headers["X-Cache"] == "Hit from edge-t"
+        assert edge.get("/s").headers["X-Cache"] == "Hit from edge-t"
+        assert edge.get("/missing").status_code == 404
+        assert edge.stop() == 0
+        buffered = list((edge.cache_dir / "stats-buffer").glob("*.json"))
+        assert len(buffered) == 1
+        assert json.loads(buffered[0].read_text())["distributions"][DIST_ID]["requests"] == 4
+        edge.start()
+        assert edge.get("/s").headers["X-Cache"] == "Hit from edge-t"
+        wait_for(lambda: sum(r["distributions"].get(DIST_ID, {}).get("requests", 0) for r in cp.counted.values()) >= 5)
+        counted = [r["distributions"][DIST_ID] for r in cp.counted.values() if DIST_ID in r["distributions"]]
+        assert sum(c["requests"] for c in counted) == 5
+        assert sum(c["hits"] for c in counted) == 3
+        assert sum(c["misses"] for c in counted) == 2
+        assert sum(c["status_2xx"] for c in counted) == 4 and sum(c["status_4xx"] for c in counted) == 1
+        assert sum(c["bytes_out"] for c in counted) >= 4000
+        assert sum(c["bytes_in"] for c in counted) >= 1000
+        assert sum(sum(c["latency_ms_buckets"]) for c in counted) == 5
+        assert cp.duplicates == 0
+        assert cp.heartbeats[-1]["version"] == 2 and cp.heartbeats[-1]["invalidation_seq"] == 3
+        metrics = httpx.get(edge.admin_url + "/metrics").text
+        assert "edge_control_plane_connected 1" in metrics
+        assert "edge_stats_buffer_reports " in metrics and "edge_stats_dropped_reports_total 0" in metrics

@@ -186,3 +186,14 @@ def test_counters_kept_by_a_caller_count_into_whichever_interval_is_current() ->
     assert second["distributions"]["E1"]["status_4xx"] == 1
     assert second["distributions"]["E1"]["latency_ms_buckets"][:3] == [1, 0, 1]
     assert collector.counters("E1") is held and held.empty
+
+
+def test_a_fast_path_hit_counts_as_a_hit_in_the_first_latency_bucket() -> None:
+    collector = StatsCollector(clock=Clock(T0))
+    collector.counters("E1").fast_hit(200, 1024)
+    collector.counters("E1").fast_hit(301, 0)
+    report = collector.rotate(T0 + 10)
+    assert report is not None
+    e1 = report["distributions"]["E1"]
+    assert (e1["requests"], e1["hits"], e1["bytes_out"], e1["status_2xx"], e1["status_3xx"]) == (2, 2, 1024, 1, 1)
+    assert e1["latency_ms_buckets"] == [2] + [0] * 13
