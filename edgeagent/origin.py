@@ -61,13 +61,6 @@ class OriginResponse:
             headers.append((name, raw_value.decode("latin-1")))
         self.headers = headers
 
-    def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
-
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; a stalled origin raises OriginError(timeout)."""
         try:
@@ -77,16 +70,6 @@ class OriginResponse:
             raise OriginError(self.origin_id, f"read timeout: {exc}", True) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise OriginError(self.origin_id, f"body: {exc!r}", False) from exc
-
-    async def read_all(self, limit: int) -> bytes:
-        """Small bodies only (error pages): anything beyond `limit` is dropped."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            if size < limit:
-                parts.append(chunk[: limit - size])
-            size += len(chunk)
-        return b"".join(parts)
 
     def release(self) -> None:
         """Return the connection to the pool, or drop it when the body was not read to the end."""
