@@ -31,7 +31,7 @@ from . import policy
 from .config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
 from .metrics import DistributionStats
 from .origin import OriginError, OriginResponse, origin_url
-from .server import REQUEST_IDS, ClientDisconnected, HttpConnection, Request
+from .server import REQUEST_IDS, ClientDisconnected, HttpConnection, Request, valid_request_id
 from .stats import BLOCKED, EDGE, HIT, MISS, Counters
 from .store import CachedObject, ObjectMeta, Writer
 
@@ -345,27 +345,31 @@ class Proxy:
 
     # ---- the hit fast path ----
 
-    def fast(self, req: Request, conn: HttpConnection) -> bool:
-        """Answer a fresh memory hit synchronously; False hands the request to `handle`."""
-        if req.bad:
-            self.agent.metrics.bad_requests += 1
-            conn.write(
-                self._simple_bytes(req, 400, f"400 Bad Request: {req.bad}.", "Error", keep_alive=False)
-            )
-            return True
-        method = req.method
+    def reject(self, req: Request, conn: HttpConnection) -> None:
+        """A malformed request: 400, and the connection closes after it."""
+        self.agent.metrics.bad_requests += 1
+        conn.write(self._simple_bytes(req, 400, f"400 Bad Request: {req.bad}.", "Error", keep_alive=False))
+
+    def hit(
+        self, method: str, target: str, headers: dict[str, str], conn: HttpConnection, keep_alive: bool = True
+    ) -> bool:
+        """Answer a fresh memory hit synchronously; False hands the request to `handle`.
+
+        Takes the parsed fields rather than a Request: the common hit never builds one.
+        """
         if method != "GET" and method != "HEAD":
             return False
-        headers = req.headers
         if "range" in headers or "if-none-match" in headers or "if-modified-since" in headers:
             return False
         config = self.agent.config
-        route = self.routes.get((headers.get("host"), req.target, headers.get("accept-encoding")))
+        route = self.routes.get((headers.get("host"), target, headers.get("accept-encoding")))
         if route is None or route.config is not config:
-            route = self._route(req, config)
+            route = self._route(target, headers, config)
             if route is None:
                 return False
-        key = route.key or policy.cache_key(route.dist, route.behavior, method, route.path, req.query, headers)
+        key = route.key or policy.cache_key(
+            route.dist, route.behavior, method, route.path, target.partition("?")[2], headers
+        )
         obj = self.store.lookup(key, headers)
         if obj is None:
             return False
@@ -383,16 +387,17 @@ class Proxy:
         head = obj.head
         if head is None:
             head = obj.head = self._object_head(obj, "Hit")
-        if "x-request-id" in headers:
-            rid = req.request_id.encode("latin-1")
+        incoming = headers.get("x-request-id")
+        if incoming is not None and valid_request_id(incoming):
+            tail = b"Age: %d\r\nX-Request-Id: %s\r\n" % (age, incoming.encode("latin-1"))
         else:
             ids = REQUEST_IDS
             ids.counter += 1
-            rid = b"%s-%x" % (ids.prefix_bytes, ids.counter)
-        if req.keep_alive and not conn.close_after and not self.closing:
-            tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, rid)
+            tail = b"Age: %d\r\nX-Request-Id: %s-%x\r\n" % (age, ids.prefix_bytes, ids.counter)
+        if keep_alive and not conn.close_after and not self.closing:
+            tail += b"\r\n"
         else:
-            tail = b"Age: %d\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n" % (age, rid)
+            tail += b"Connection: close\r\n\r\n"
         stats = route.stats
         stats.hit += 1
         if status < 300:
@@ -410,15 +415,14 @@ class Proxy:
             route.counters.fast_hit(status, len(body))
         return True
 
-    def _route(self, req: Request, config: EdgeConfig | None) -> Route | None:
-        """Memoise what the fast path derives from (Host, target, Accept-Encoding) alone."""
+    def _route(self, target: str, headers: dict[str, str], config: EdgeConfig | None) -> Route | None:
+        """Memoise what the hit path derives from (Host, target, Accept-Encoding) alone."""
         if config is None:
             return None
-        headers = req.headers
         dist = config.find_distribution(headers.get("host", ""))
         if dist is None:
             return None
-        path = req.path
+        path, _, query = target.partition("?")
         if path == "/" and dist.root_path:
             path = dist.root_path
         behavior = dist.match_behavior(path)
@@ -427,12 +431,12 @@ class Proxy:
         cp = behavior.cache_policy
         key = ""
         if cp.headers.behavior == "none" and cp.cookies.behavior == "none":
-            key = policy.cache_key(dist, behavior, "GET", path, req.query, headers)
+            key = policy.cache_key(dist, behavior, "GET", path, query, headers)
         counters = self.agent.stats.counters(dist.id)
         route = Route(config, dist, behavior, path, key, self.agent.metrics.for_distribution(dist.id), counters)
         if len(self.routes) >= ROUTE_MEMO:
             self.routes.clear()
-        self.routes[(headers.get("host"), req.target, headers.get("accept-encoding"))] = route
+        self.routes[(headers.get("host"), target, headers.get("accept-encoding"))] = route
         return route
 
     def _object_head(self, obj: CachedObject, result: str, status: int | None = None) -> bytes:
@@ -455,7 +459,7 @@ class Proxy:
 
     async def handle(self, req: Request, conn: HttpConnection) -> None:
         if req.bad:
-            self.fast(req, conn)
+            self.reject(req, conn)
             return
         config = self.agent.config
         if config is None:

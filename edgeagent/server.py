@@ -40,6 +40,11 @@ _HEADER_NAMES = {
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@=+/-]{1,128}")
 
 
+def valid_request_id(value: str) -> bool:
+    """Whether a viewer's X-Request-Id may be echoed (a token, not arbitrary text)."""
+    return _REQUEST_ID.fullmatch(value) is not None
+
+
 class ClientDisconnected(Exception):
     """The viewer went away: the handler stops writing and gives up quietly."""
 
@@ -49,7 +54,11 @@ class Application(Protocol):
 
     closing: bool
 
-    def fast(self, request: Request, conn: HttpConnection) -> bool: ...
+    def hit(
+        self, method: str, target: str, headers: dict[str, str], conn: HttpConnection, keep_alive: bool = True
+    ) -> bool: ...
+
+    def reject(self, request: Request, conn: HttpConnection) -> None: ...
 
     def handle(self, request: Request, conn: HttpConnection) -> Awaitable[None]: ...
 
@@ -204,7 +213,7 @@ class Request:
         rid = self._request_id
         if rid is None:
             incoming = self.headers.get("x-request-id")
-            if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+            if incoming is not None and valid_request_id(incoming):
                 rid = incoming
             else:
                 rid = REQUEST_IDS.next()
@@ -242,6 +251,7 @@ class HttpConnection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._header_bytes = 0
         self._request: Request | None = None
+        self._plain: tuple[str, str, dict[str, str]] | None = None
         self._stopped_parsing = False
 
     # -- asyncio callbacks --
@@ -345,8 +355,14 @@ class HttpConnection(asyncio.Protocol):
         has_body = "content-length" in headers or "transfer-encoding" in headers
         if has_body and "transfer-encoding" not in headers and headers["content-length"] in ("0", ""):
             has_body = False
-        method = parser.get_method()
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
         keep_alive = parser.should_keep_alive()
+        if not has_body and keep_alive and target[:1] == "/" and "host" in headers and "connection" not in headers:
+            # The common request: no Request object until the hit path declines it.
+            self._plain = (method, target, headers)
+            self._request = None
+            return
         # get_http_version() allocates a string per call: an HTTP/1.1 keep-alive request
         # without a Connection field needs no look (a 1.0 one is never keep-alive without it).
         if keep_alive and "connection" not in headers and "host" in headers:
@@ -354,7 +370,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             version = parser.get_http_version()
         request = Request(
-            _METHODS.get(method) or method.decode("latin-1"),
+            method,
             target,
             headers,
             version,
@@ -376,6 +392,24 @@ class HttpConnection(asyncio.Protocol):
             request.body.feed(body)
 
     def on_message_complete(self) -> None:
+        plain = self._plain
+        if plain is not None:
+            self._plain = None
+            method, target, headers = plain
+            idle = self.current is None and not self.pending and not self.write_paused
+            # Inline fast path: a hit is answered without leaving this callback.
+            if idle and self.app.hit(method, target, headers, self):
+                if self.close_after or self.app.closing:
+                    self.close()
+                return
+            declined = Request(method, target, headers, "1.1", True, self.client_ip, None)
+            declined.complete = True
+            if idle:
+                self.current = declined
+                self.task = asyncio.get_running_loop().create_task(self._run(declined))
+            else:
+                self._dispatch(declined)
+            return
         request = self._request
         if request is None:
             return
@@ -384,14 +418,7 @@ class HttpConnection(asyncio.Protocol):
             request.body.finish()
             return
         if self.current is None and not self.pending and not self.write_paused:
-            # Inline fast path: a hit is answered without leaving this callback.
-            self.current = request
-            if self.app.fast(request, self):
-                self.current = None
-                if not request.keep_alive or self.close_after or request.bad or self.app.closing:
-                    self.close()
-                return
-            self.task = asyncio.get_running_loop().create_task(self._run(request))
+            self._start(request)
             return
         self._dispatch(request)
 
@@ -419,7 +446,13 @@ class HttpConnection(asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         self.current = request
-        if (request.bad or not request.has_body) and self.app.fast(request, self):
+        if request.bad:
+            self.app.reject(request, self)
+            self.response_done(request)
+            return
+        if not request.has_body and self.app.hit(
+            request.method, request.target, request.headers, self, request.keep_alive
+        ):
             self.response_done(request)
             return
         self.task = asyncio.get_running_loop().create_task(self._run(request))
