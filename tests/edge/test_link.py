@@ -496,21 +496,23 @@ def test_an_edge_catches_up_before_serving_and_reports_exact_stats_across_a_rest
         assert edge.get("/s").headers["X-Cache"] == "Hit from edge-t"
         assert edge.get("/s").headers["X-Cache"] == "Hit from edge-t"
         assert edge.get("/missing").status_code == 404
+        assert edge.request("DELETE", "/s").status_code == 403
         assert edge.stop() == 0
         buffered = list((edge.cache_dir / "stats-buffer").glob("*.json"))
         assert len(buffered) == 1
-        assert json.loads(buffered[0].read_text())["distributions"][DIST_ID]["requests"] == 4
+        assert json.loads(buffered[0].read_text())["distributions"][DIST_ID]["requests"] == 5
         edge.start()
         assert edge.get("/s").headers["X-Cache"] == "Hit from edge-t"
-        wait_for(lambda: sum(r["distributions"].get(DIST_ID, {}).get("requests", 0) for r in cp.counted.values()) >= 5)
+        wait_for(lambda: sum(r["distributions"].get(DIST_ID, {}).get("requests", 0) for r in cp.counted.values()) >= 6)
         counted = [r["distributions"][DIST_ID] for r in cp.counted.values() if DIST_ID in r["distributions"]]
-        assert sum(c["requests"] for c in counted) == 5
+        assert sum(c["requests"] for c in counted) == 6
         assert sum(c["hits"] for c in counted) == 3
         assert sum(c["misses"] for c in counted) == 2
-        assert sum(c["status_2xx"] for c in counted) == 4 and sum(c["status_4xx"] for c in counted) == 1
+        assert sum(c["blocked"] for c in counted) == 1
+        assert sum(c["status_2xx"] for c in counted) == 4 and sum(c["status_4xx"] for c in counted) == 2
         assert sum(c["bytes_out"] for c in counted) >= 4000
         assert sum(c["bytes_in"] for c in counted) >= 1000
-        assert sum(sum(c["latency_ms_buckets"]) for c in counted) == 5
+        assert sum(sum(c["latency_ms_buckets"]) for c in counted) == 6
         assert cp.duplicates == 0
         assert cp.heartbeats[-1]["version"] == 2 and cp.heartbeats[-1]["invalidation_seq"] == 3
         metrics = httpx.get(edge.admin_url + "/metrics").text
