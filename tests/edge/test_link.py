@@ -168,7 +168,9 @@ def run(scenario: Callable[[FakeControlPlane], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def link_for(agent: Agent, cp: FakeControlPlane, stats: StatsCollector | None = None, **kwargs: Any) -> ControlPlaneLink:
+def link_for(
+    agent: Agent, cp: FakeControlPlane, stats: StatsCollector | None = None, **kwargs: Any
+) -> ControlPlaneLink:
     options: dict[str, Any] = {"heartbeat_interval": 0.05, "start_timeout": 2.0, "max_backoff": 0.2}
     options.update(kwargs)
     return ControlPlaneLink(agent, cp.url, TOKEN, stats, **options)
