@@ -151,8 +151,6 @@ class ControlPlaneLink:
     async def _tick(self, timeout: float | None, send_stats: bool) -> bool:
         try:
             await asyncio.wait_for(self.sync(), timeout)
-            if send_stats:
-                await self.send_stats()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -168,6 +166,14 @@ class ControlPlaneLink:
             log.info("control plane reached: running version %d", self.agent.version)
         self.connected = True
         self.failures = 0
+        if send_stats:
+            try:
+                await self.send_stats()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Heartbeats work, so no backoff: the reports stay buffered for the next tick.
+                log.warning("stats delivery failed (%s: %s); retrying next heartbeat", type(exc).__name__, exc)
         return True
 
     # ---- heartbeat and catch-up ----

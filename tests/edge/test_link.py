@@ -378,6 +378,7 @@ def test_it_sends_each_interval_exactly_once_even_when_a_post_fails_or_its_answe
         assert cp.total("hits") == 8 and cp.total("misses") == 3
         assert cp.total("bytes_in") == 2700
         assert link.reports_sent == 2 and link.reports_duplicate == 1
+        assert link.connected and link.heartbeat_failures == 0
 
     run(scenario)
     assert collector.current_start == T0 + 20
