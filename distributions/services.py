@@ -277,7 +277,7 @@ PENDING_INVALIDATIONS_LIMIT = 1000
 def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
     """Create an edge and return its token, which is shown once and stored only as a hash."""
     edge = EdgeNode(name=name, pop=pop, url=url.rstrip("/"))
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)  # hex: never starts with '-', safe on any command line
     edge.set_token(token)
     edge.full_clean()
     edge.save()

@@ -166,7 +166,7 @@ class Cluster:
         self.spawn(name, [sys.executable, "-m", "edgeagent", "--name", name, "--pop", name.rsplit("-", 1)[-1],
                           "--listen", f"127.0.0.1:{viewer}", "--admin-listen", f"127.0.0.1:{admin}",
                           "--cache-dir", str(self.state / name), "--control-plane", f"http://127.0.0.1:{self.web_port}",
-                          "--token", self.edge_tokens[name]])
+                          f"--token={self.edge_tokens[name]}"])
         wait_for(f"edge {name}", lambda: httpx.get(f"http://127.0.0.1:{admin}/health", timeout=2).status_code == 200)
 
     def close(self) -> None:
