@@ -49,7 +49,7 @@ def manage(*args: str, env: dict[str, str]) -> str:
 
 def wait_until_ready(host: str, web_port: int, origin_port: int, edges: dict[str, tuple[int, int]],
                      credentials: dict[str, Any], setup: dict[str, Any]) -> None:
-    """Print the welcome once the API, the origin and every edge answer and the demo is Deployed."""
+    """Print the welcome once the origin answers and every edge is healthy and runs the demo."""
     api = f"http://{host}:{web_port}/api/v1"
     headers = {"Authorization": f"Token {credentials['token']}"}
     checks = [f"http://{host}:{origin_port}/health"] + [f"http://{host}:{admin}/health" for _, admin in edges.values()]
@@ -58,7 +58,10 @@ def wait_until_ready(host: str, web_port: int, origin_port: int, edges: dict[str
         try:
             ok = all(httpx.get(url, timeout=2).status_code == 200 for url in checks)
             distribution = httpx.get(f"{api}/distributions/{setup['distribution_id']}/", headers=headers, timeout=5)
-            if ok and distribution.status_code == 200 and distribution.json()["status"] == "Deployed":
+            fleet = httpx.get(f"{api}/edges/", headers=headers, timeout=5).json()["results"]
+            running = [e for e in fleet if e["name"] in edges and e["healthy"]
+                       and e["applied_version"] >= distribution.json()["config_version"]]
+            if ok and len(running) == len(edges) and distribution.json()["status"] == "Deployed":
                 break
         except httpx.HTTPError:
             pass
