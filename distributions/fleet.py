@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,18 +21,20 @@ PUSH_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
 RETRY_DELAYS = (0.1, 0.4, 1.2)
 
 
-def signature(key_hex: str, timestamp: int, method: str, path: str, body: bytes) -> str:
+def signature(key_hex: str, timestamp: int, nonce: str, method: str, path: str, body: bytes) -> str:
     """HMAC-SHA256 keyed with SHA-256(token), which the control plane stores as the token's hash."""
-    message = f"{timestamp}\n{method.upper()}\n{path}\n".encode() + body
+    message = f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode() + body
     return hmac.new(bytes.fromhex(key_hex), message, hashlib.sha256).hexdigest()
 
 
 def signed_headers(key_hex: str, method: str, path: str, body: bytes) -> dict[str, str]:
     timestamp = int(time.time())
+    nonce = secrets.token_hex(16)  # a retry of the same body in the same second is not a replay
     return {
         "Content-Type": "application/json",
         "X-Edge-Timestamp": str(timestamp),
-        "X-Edge-Signature": signature(key_hex, timestamp, method, path, body),
+        "X-Edge-Nonce": nonce,
+        "X-Edge-Signature": signature(key_hex, timestamp, nonce, method, path, body),
     }
 
 

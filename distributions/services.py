@@ -301,9 +301,12 @@ def invalidation_message(invalidation: Invalidation) -> dict[str, Any]:
             "paths": list(invalidation.paths), "tags": list(invalidation.tags)}
 
 
-def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int) -> dict[str, Any]:
+def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int, error: str | None = None) -> dict[str, Any]:
+    """Record that the edge is alive and what it runs; `error` is why it refused the newest config."""
     now = timezone.now()
     fields: dict[str, Any] = {"last_seen": now, "healthy": True, "invalidation_seq": invalidation_seq}
+    if error is not None:
+        fields["last_error"] = error
     if version != edge.applied_version:
         fields.update(applied_version=version, applied_at=now)
     EdgeNode.objects.filter(pk=edge.pk).update(**fields)

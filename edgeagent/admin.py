@@ -1,9 +1,10 @@
 """Edge admin API (docs/edge-config.md, "Edge admin API"), on its own listener.
 
 It is low-traffic, so it runs on aiohttp.web rather than on the viewer protocol. Signed
-requests carry `X-Edge-Timestamp` and `X-Edge-Signature` = hex HMAC-SHA256 keyed with
-SHA-256(token); the edge keeps every accepted signature for the accepted clock window so a
-captured request cannot be replayed.
+requests carry `X-Edge-Timestamp`, a random `X-Edge-Nonce` and `X-Edge-Signature` = hex
+HMAC-SHA256 keyed with SHA-256(token); the edge keeps every accepted nonce for the accepted
+clock window so a captured request cannot be replayed, while a legitimate retry of the same
+body in the same second (a new nonce) still goes through.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 CLOCK_SKEW = 300
+NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -51,9 +54,9 @@ def signing_key(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def sign(key: bytes, timestamp: int, method: str, path: str, body: bytes) -> str:
-    """The signature the control plane sends; also used by tests and the future link."""
-    message = f"{timestamp}\n{method}\n{path}\n".encode() + body
+def sign(key: bytes, timestamp: int, nonce: str, method: str, path: str, body: bytes) -> str:
+    """The signature the control plane sends (docs/edge-config.md); also used by tests."""
+    message = f"{timestamp}\n{nonce}\n{method}\n{path}\n".encode() + body
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -65,11 +68,14 @@ class Verifier:
         self.clock = clock
         self.seen: dict[str, float] = {}
 
-    def check(self, timestamp: str | None, signature: str | None, method: str, path: str, body: bytes) -> str | None:
+    def check(self, timestamp: str | None, nonce: str | None, signature: str | None, method: str, path: str,
+              body: bytes) -> str | None:
         """None when the request is authentic, else the reason it is not."""
         assert self.key is not None
-        if not timestamp or not signature:
-            return "missing X-Edge-Timestamp or X-Edge-Signature"
+        if not timestamp or not signature or not nonce:
+            return "missing X-Edge-Timestamp, X-Edge-Nonce or X-Edge-Signature"
+        if not NONCE.match(nonce):
+            return "X-Edge-Nonce must be 16-128 letters, digits, '-' or '_'"
         try:
             ts = int(timestamp)
         except ValueError:
@@ -77,18 +83,18 @@ class Verifier:
         now = self.clock()
         if abs(now - ts) > CLOCK_SKEW:
             return "X-Edge-Timestamp too far from the edge clock"
-        expected = sign(self.key, ts, method, path, body)
+        expected = sign(self.key, ts, nonce, method, path, body)
         if not hmac.compare_digest(expected, signature.strip().lower()):
             return "bad signature"
         self._forget(now)
-        if signature in self.seen:
+        if nonce in self.seen:
             return "replayed request"
-        self.seen[signature] = ts
+        self.seen[nonce] = ts
         return None
 
     def _forget(self, now: float) -> None:
         if len(self.seen) > 256:
-            self.seen = {sig: ts for sig, ts in self.seen.items() if abs(now - ts) <= CLOCK_SKEW}
+            self.seen = {nonce: ts for nonce, ts in self.seen.items() if abs(now - ts) <= CLOCK_SKEW}
 
 
 def _json(status: int, payload: object) -> web.Response:
@@ -109,6 +115,7 @@ def build_app(target: AdminTarget, token: str | None) -> web.Application:
         body = await request.read()
         reason = verifier.check(
             request.headers.get("X-Edge-Timestamp"),
+            request.headers.get("X-Edge-Nonce"),
             request.headers.get("X-Edge-Signature"),
             request.method,
             request.raw_path,

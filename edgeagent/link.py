@@ -112,6 +112,7 @@ class ControlPlaneLink:
         self.reports_refused = 0
         self.last_sync = 0.0
         self._refused_version = 0
+        self._refused_reason = ""  # told to the control plane with every heartbeat
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ----
@@ -193,7 +194,8 @@ class ControlPlaneLink:
         self.last_sync = time.time()
 
     async def _heartbeat(self) -> dict[str, Any]:
-        body = {"version": self.agent.version, "invalidation_seq": self.invalidation_seq}
+        body = {"version": self.agent.version, "invalidation_seq": self.invalidation_seq,
+                "error": self._refused_reason}
         try:
             answer = _json(await self.client.post(HEARTBEAT_PATH, json=body), "heartbeat")
         except Exception:
@@ -235,11 +237,13 @@ class ControlPlaneLink:
         except InvalidDocumentError as exc:
             # Fetching the same refused document every heartbeat would only repeat this.
             self._refused_version = latest
+            self._refused_reason = f"refused config version {latest}: {exc}"[:2000]
             log.error("refused config version %d from the control plane: %s", latest, exc)
             return
         except StaleConfigError as exc:
             log.info("ignoring the fetched config: %s", exc)
             return
+        self._refused_reason = ""
         log.info("caught up to config version %d from the control plane", applied)
 
     # ---- stats ----

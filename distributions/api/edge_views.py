@@ -45,6 +45,7 @@ class EdgeView(APIView):
 class HeartbeatSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=0)
     invalidation_seq = serializers.IntegerField(min_value=0, default=0)
+    error = serializers.CharField(max_length=2000, allow_blank=True, required=False, trim_whitespace=False)
 
 
 class HeartbeatView(EdgeView):

@@ -71,6 +71,14 @@ def test_a_heartbeat_marks_the_edge_healthy_and_says_what_is_newest(fra: tuple[E
     assert edge.healthy and edge.last_seen is not None and edge.applied_version == 0
 
 
+def test_a_heartbeat_records_why_the_edge_refused_a_config(fra: tuple[EdgeNode, str]) -> None:
+    client = edge_client(fra[1])
+    client.post("/api/v1/edge/heartbeat", {"version": 0, "error": "refused config version 3: origins: bad"}, format="json")
+    assert EdgeNode.objects.get().last_error == "refused config version 3: origins: bad"
+    client.post("/api/v1/edge/heartbeat", {"version": 3, "error": ""}, format="json")
+    assert EdgeNode.objects.get().last_error == ""
+
+
 def test_an_edge_fetches_the_newest_document(fra: tuple[EdgeNode, str], created: dict[str, Any]) -> None:
     document = edge_client(fra[1]).get("/api/v1/edge/config").json()
     assert document["version"] == selectors.latest_version_number()

@@ -27,6 +27,7 @@ class StubEdge:
         self.version = 0
         self.received: list[tuple[str, str, Any]] = []
         self.bad_signatures = 0
+        self.nonces: set[str] = set()
         self.refuse_with = refuse_with
         stub = self
 
@@ -45,12 +46,14 @@ class StubEdge:
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ts = self.headers.get("X-Edge-Timestamp", "")
-                expected = hmac.new(stub.key, f"{ts}\n{self.command}\n{self.path}\n".encode() + body,
+                nonce = self.headers.get("X-Edge-Nonce", "")
+                expected = hmac.new(stub.key, f"{ts}\n{nonce}\n{self.command}\n{self.path}\n".encode() + body,
                                     hashlib.sha256).hexdigest()
-                if not ts or abs(time.time() - int(ts)) > 300 or not hmac.compare_digest(
-                        expected, self.headers.get("X-Edge-Signature", "")):
+                if not ts or len(nonce) < 16 or nonce in stub.nonces or abs(time.time() - int(ts)) > 300 or not \
+                        hmac.compare_digest(expected, self.headers.get("X-Edge-Signature", "")):
                     stub.bad_signatures += 1
                     return self._answer(401, {"error": "bad signature"})
+                stub.nonces.add(nonce)
                 payload = json.loads(body)
                 stub.received.append((self.command, self.path, payload))
                 if stub.refuse_with:

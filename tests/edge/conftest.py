@@ -12,6 +12,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import secrets
 import os
 import re
 import signal
@@ -369,9 +370,11 @@ class Edge:
 
         body = b"" if payload is None else json.dumps(payload).encode()
         ts = int(time.time()) if timestamp is None else timestamp
+        nonce = secrets.token_hex(16)
         headers = {
             "X-Edge-Timestamp": str(ts),
-            "X-Edge-Signature": sign(signing_key(token), ts, method, path, body),
+            "X-Edge-Nonce": nonce,
+            "X-Edge-Signature": sign(signing_key(token), ts, nonce, method, path, body),
             "Content-Type": "application/json",
         }
         return httpx.request(method, self.admin_url + path, content=body, headers=headers, timeout=30)

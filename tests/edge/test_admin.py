@@ -36,9 +36,12 @@ def test_it_refuses_missing_wrong_old_and_replayed_signatures(edge: Edge) -> Non
     assert first.status_code == 200 and first.json()["version"] == 1
     replay = httpx.get(edge.admin_url + "/config", headers={
         "X-Edge-Timestamp": first.request.headers["X-Edge-Timestamp"],
+        "X-Edge-Nonce": first.request.headers["X-Edge-Nonce"],
         "X-Edge-Signature": first.request.headers["X-Edge-Signature"],
     })  # fmt: skip
     assert replay.status_code == 401 and "replay" in replay.json()["error"]
+    retry = edge.admin("GET", "/config", timestamp=ts)  # same second, same body, a new nonce
+    assert retry.status_code == 200
 
 
 def test_it_refuses_signed_endpoints_when_started_without_a_token(origin: Origin, make_edge: EdgeFactory) -> None:

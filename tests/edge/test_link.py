@@ -248,6 +248,8 @@ def test_it_refuses_an_invalid_config_once_and_keeps_serving_the_last_good_one(t
         assert agent.version == 1
         assert cp.config_fetches == 1
         assert len(cp.heartbeats) >= 5 and all(h["version"] == 1 for h in cp.heartbeats)
+        assert cp.heartbeats[0]["error"] == ""
+        assert cp.heartbeats[-1]["error"].startswith("refused config version 2: distributions[0].cache_behaviors")
         assert link.connected
 
     run(scenario)
