@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +22,7 @@ from . import metrics as metrics_mod
 from .admin import InvalidDocumentError, StaleConfigError, start_admin
 from .cli import Settings
 from .config import ConfigError, EdgeConfig, parse_document
+from .files import write_atomically
 from .link import ControlPlaneLink
 from .origin import OriginClient
 from .proxy import Proxy
@@ -37,16 +36,6 @@ CONFIG_FILE = "edge-config.json"
 STATS_BUFFER_DIR = "stats-buffer"
 INVALIDATIONS_FILE = "invalidations.json"
 REMEMBERED_INVALIDATIONS = 10_000
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class Agent:

@@ -14,22 +14,7 @@ import ssl
 from collections.abc import AsyncIterator, Sequence
 import aiohttp
 
-from .config import Origin
-
-# Response headers that describe one connection, never the object (RFC 9110 7.6.1).
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
+from .config import HOP_BY_HOP, Origin
 
 
 class OriginError(Exception):

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import time
 from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomically
 
 log = logging.getLogger("edgeagent.stats")
 
@@ -141,15 +142,6 @@ def merge_reports(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]
     return into
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 # ---- On-disk buffer of closed intervals ----
 
 
@@ -184,7 +176,7 @@ class StatsBuffer:
             earlier = self.load(start)
             if earlier is not None:
                 report = merge_reports(earlier, report)
-        _write_atomically(self._path(start), json.dumps(report, separators=(",", ":")).encode())
+        write_atomically(self._path(start), json.dumps(report, separators=(",", ":")).encode())
         if start not in self._starts:
             self._starts.append(start)
             self._starts.sort()
