@@ -121,7 +121,11 @@ def _write_children(distribution: Distribution, data: dict[str, Any]) -> None:
     """Replace the inline lists that `data` carries (a PATCH may carry only some)."""
     if "aliases" in data:
         distribution.alias_set.all().delete()
-        Alias.objects.bulk_create(Alias(distribution=distribution, name=name) for name in data["aliases"])
+        try:
+            with transaction.atomic():
+                Alias.objects.bulk_create(Alias(distribution=distribution, name=name) for name in data["aliases"])
+        except IntegrityError as exc:  # taken between the check and the insert
+            raise Conflict("an alias of this distribution was taken by another distribution at the same moment") from exc
     if "origins" in data:
         # Credentials are write-only: a read-modify-write that leaves them out keeps the stored ones.
         kept = {o.origin_id: (o.access_key_id, o.secret_access_key) for o in distribution.origins.all() if o.has_credentials}
@@ -149,11 +153,7 @@ def distribution_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Dist
     _check_aliases_free(data.get("aliases", []), None, user)
     distribution = Distribution(owner=user, **{k: data[k] for k in SCALAR_FIELDS if k in data})
     distribution.save()
-    try:
-        with transaction.atomic():
-            _write_children(distribution, data)
-    except IntegrityError as exc:
-        raise Conflict("an alias of this distribution was taken by another distribution at the same moment") from exc
+    _write_children(distribution, data)
     config_changed(f"distribution {distribution.id} created", [distribution.id], user)
     return distribution
 
@@ -168,11 +168,7 @@ def distribution_update(*, distribution: Distribution, user: AbstractBaseUser, d
             setattr(distribution, key, data[key])
     distribution.etag = new_etag()
     distribution.save()
-    try:
-        with transaction.atomic():
-            _write_children(distribution, data)
-    except IntegrityError as exc:
-        raise Conflict("an alias of this distribution was taken by another distribution at the same moment") from exc
+    _write_children(distribution, data)
     config_changed(f"distribution {distribution.id} updated", [distribution.id], user)
     return distribution
 
