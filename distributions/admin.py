@@ -12,7 +12,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -85,13 +84,9 @@ class AliasInline(admin.TabularInline):
     extra = 0
 
 
-URL_FIELDS = {models.URLField: {"assume_scheme": "http"}}
-
-
 class OriginInline(admin.StackedInline):
     model = Origin
     extra = 0
-    formfield_overrides = URL_FIELDS
     fieldsets = (
         (None, {"fields": ("origin_id", "kind", "domain_name", "origin_path", "protocol_policy",
                            ("http_port", "https_port"), ("connect_timeout", "read_timeout", "connection_attempts"),
@@ -216,7 +211,6 @@ class InvalidationAdmin(admin.ModelAdmin):
 
 @admin.register(EdgeNode)
 class EdgeNodeAdmin(admin.ModelAdmin):
-    formfield_overrides = URL_FIELDS
     list_display = ("name", "pop", "url", "applied_version", "applied_at", "healthy", "last_seen", "last_error")
     list_filter = ("healthy", "pop")
     search_fields = ("name", "pop", "url")

@@ -246,7 +246,8 @@ class Origin(models.Model):
     custom_headers = models.JSONField(default=list, blank=True, validators=[rules.validate_custom_headers])
     bucket = models.CharField(max_length=63, blank=True)
     region = models.CharField(max_length=32, blank=True)
-    endpoint_url = models.URLField(max_length=255, blank=True)
+    endpoint_url = models.CharField(max_length=255, blank=True, validators=[rules.validate_http_url],
+                                    help_text="S3-compatible endpoint, e.g. http://127.0.0.1:9000; empty for AWS.")
     access_key_id = models.CharField(max_length=128, blank=True)
     secret_access_key = models.CharField(max_length=256, blank=True)
 
@@ -387,7 +388,8 @@ class EdgeNode(models.Model):
     name = models.CharField(max_length=64, unique=True,
                             validators=[rules.validate_edge_name])
     pop = models.CharField("PoP", max_length=16, help_text="Short location code, e.g. fra, iad, sin.")
-    url = models.URLField(max_length=255, help_text="Base URL of the edge's admin endpoint, e.g. http://127.0.0.1:9081.")
+    url = models.CharField(max_length=255, validators=[rules.validate_http_url],
+                           help_text="Base URL of the edge's admin endpoint, e.g. http://127.0.0.1:9081.")
     token_hash = models.CharField(max_length=64, editable=False, unique=True)
     applied_version = models.PositiveBigIntegerField(default=0)
     applied_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -287,3 +288,24 @@ EDGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 def validate_edge_name(value: str) -> None:
     if not EDGE_NAME.match(value):
         raise ValidationError("edge name must be lowercase letters, digits and '-', starting with a letter or digit")
+
+
+def validate_http_url(value: str) -> None:
+    """An http(s) base URL; single-label hosts (`http://edge-fra:9081`, `http://minio:9000`) are fine."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"{value!r} must be an http:// or https:// URL with a host, e.g. http://10.0.0.5:9081")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValidationError(f"{value!r} must not carry a query, a fragment or credentials")
+    if port == 0:
+        raise ValidationError(f"{value!r}: port must be between 1 and 65535")
+    try:
+        ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        label = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+        if len(parts.hostname) > 253 or not all(label.match(x) for x in parts.hostname.rstrip(".").split(".")):
+            raise ValidationError(f"{value!r} does not name a valid host") from None

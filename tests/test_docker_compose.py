@@ -36,10 +36,10 @@ def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_it_has_every_service_with_a_health_check(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    expected = {"postgres", "redis", "migrate", "controlplane", "worker", "beat", "origin", "edge-fra", "edge-iad",
-                "edge-sin"}
+    expected = {"postgres", "redis", "migrate", "setup", "controlplane", "worker", "beat", "origin", "edge-fra",
+                "edge-iad", "edge-sin"}
     assert expected <= set(services)
-    for name in expected - {"migrate"}:
+    for name in expected - {"migrate", "setup"}:
         assert services[name].get("healthcheck", {}).get("test"), name
 
 
@@ -47,10 +47,14 @@ def test_edges_wait_for_a_healthy_control_plane_and_keep_their_cache_on_a_named_
     for name in ("edge-fra", "edge-iad", "edge-sin"):
         service = resolved["services"][name]
         assert service["depends_on"]["controlplane"]["condition"] == "service_healthy"
+        assert service["depends_on"]["setup"]["condition"] == "service_completed_successfully"
         mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in service["volumes"]]
         assert any(m.startswith(f"{name}-cache:/var/cache/edge") for m in mounts), mounts
-        assert service["environment"]["EDGE_TOKEN"] == ""  # from .env
-    assert {"edge-fra-cache", "edge-iad-cache", "edge-sin-cache", "pgdata"} <= set(resolved["volumes"])
+        assert any(m.startswith("cdn-state:/run/cdn") for m in mounts), mounts
+        assert service["environment"]["EDGE_TOKEN_FILE"] == f"/run/cdn/tokens/{name}"
+    setup = resolved["services"]["setup"]
+    assert "/var/lib/cdn/tokens" in setup["command"]
+    assert {"edge-fra-cache", "edge-iad-cache", "edge-sin-cache", "pgdata", "cdn-state"} <= set(resolved["volumes"])
 
 
 def test_every_command_is_one_the_project_has(resolved: dict[str, Any]) -> None:
@@ -79,4 +83,4 @@ def test_every_command_is_one_the_project_has(resolved: dict[str, Any]) -> None:
         else:
             raise AssertionError(f"{name}: unknown command {command}")
         checked += 1
-    assert checked == 8
+    assert checked == 9

@@ -1,8 +1,10 @@
-"""First-start set-up of the local CDN (`make run`): three edges and a demo distribution.
+"""First-start set-up of a local cluster (`make run`, docker-compose): the admin user,
+three edges and a demo distribution.
 
 Idempotent: a later run reuses what exists, only moving edge URLs and the demo origin
-port to the ports of this run. Edge tokens are shown once by registration, so they are
-kept in var/edges.json (mode 0600) for the local edges to start with.
+to the addresses of this run. Edge tokens are shown once by registration, so they are
+kept in var/edges.json (mode 0600), and with --tokens-dir also one file per edge (what
+EDGE_TOKEN_FILE reads), for the local edges to start with.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -29,16 +32,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--edge-admin-ports", required=True, help="comma-separated, one per local edge")
+        parser.add_argument("--edge-url", default="http://{host}:{port}",
+                            help="admin URL template with {host}, {name} and {port} (docker-compose: http://{name}:{port})")
         parser.add_argument("--origin-port", type=int, required=True)
+        parser.add_argument("--origin-host", help="the demo origin's host (default: --host)")
+        parser.add_argument("--tokens-dir", type=Path, help="also write each edge's token to DIR/<edge name>")
         parser.add_argument("--owner", default="admin")
 
-    def handle(self, *args: Any, host: str, edge_admin_ports: str, origin_port: int, owner: str, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, edge_admin_ports: str, edge_url: str, origin_port: int,
+               origin_host: str | None, tokens_dir: Path | None, owner: str, **options: Any) -> None:
         ports = [int(p) for p in edge_admin_ports.split(",")]
+        if not User.objects.filter(username=owner).exists():
+            call_command("cdn_bootstrap", username=owner, stdout=self.stderr)
         path = Path(settings.VAR_DIR) / "edges.json"
         tokens: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         with transaction.atomic():
             for (name, pop), port in zip(LOCAL_EDGES, ports):
-                url = f"http://{host}:{port}"
+                url = edge_url.format(host=host, name=name, port=port)
                 edge = EdgeNode.objects.filter(name=name).first()
                 if edge is None or name not in tokens:
                     if edge is not None:
@@ -48,7 +58,11 @@ class Command(BaseCommand):
                     EdgeNode.objects.filter(pk=edge.pk).update(url=url)
             path.write_text(json.dumps(tokens, indent=2) + "\n")
             path.chmod(0o600)
-            distribution = self._demo_distribution(User.objects.get(username=owner), host, origin_port)
+            if tokens_dir is not None:
+                tokens_dir.mkdir(parents=True, exist_ok=True)
+                for name, token in tokens.items():
+                    (tokens_dir / name).write_text(token + "\n")
+            distribution = self._demo_distribution(User.objects.get(username=owner), origin_host or host, origin_port)
         self.stdout.write(json.dumps({"edges": tokens, "distribution_id": distribution.id,
                                       "domain_name": distribution.domain_name}))
 
