@@ -78,15 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args(argv)
-    origin = srv.start_origin(Path(tempfile.mkdtemp(prefix="cdn-bench-client-")))
-    try:
-        url = origin.url + PATH
-        rows = [
-            ("httpx.AsyncClient " + httpx.__version__, uvloop.run(with_httpx(url, args.requests, args.concurrency))),
-            ("aiohttp.ClientSession " + aiohttp.__version__, uvloop.run(with_aiohttp(url, args.requests, args.concurrency))),
-        ]
-    finally:
-        srv.stop(origin.proc)
+    with tempfile.TemporaryDirectory(prefix="cdn-bench-client-") as workdir:
+        origin = srv.start_origin(Path(workdir))
+        try:
+            url = origin.url + PATH
+            rows = [
+                ("httpx.AsyncClient " + httpx.__version__, uvloop.run(with_httpx(url, args.requests, args.concurrency))),
+                ("aiohttp.ClientSession " + aiohttp.__version__, uvloop.run(with_aiohttp(url, args.requests, args.concurrency))),
+            ]
+        finally:
+            srv.stop(origin.proc)
     print(f"{args.concurrency} concurrent GET {PATH}, {args.requests} requests per client\n")
     print("| client | req/s | client CPU µs/req |\n|---|---:|---:|")
     for name, (rps, cpu_us) in rows:

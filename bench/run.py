@@ -491,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             srv.stop(server.proc)
         if origin is not None:
             srv.stop(origin.proc)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     summary = summarise(measurements)
     for s in summary.values():
@@ -512,7 +513,6 @@ def main(argv: list[str] | None = None) -> int:
     args.output.with_suffix(".json").write_text(
         json.dumps({"started": started_at, "runs": runs, "duration": duration, "measurements": [asdict(m) for m in measurements]}, indent=1)
     )
-    shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(report)
     healthy = set(servers) == set(names) and not dead and not any(s.errors for s in summary.values())
