@@ -380,26 +380,36 @@ class Proxy:
         status = meta.status
         if status in route.dist.error_responses:
             return False
-        resident = time.time() - meta.stored_at
-        age = meta.origin_age + (int(resident) if resident > 0 else 0)
-        if age >= meta.ttl:
-            return False
+        now = time.time()
+        if obj.age_from <= now < obj.age_until:
+            # Same whole second of residence as the last hit: same Age, still fresh.
+            age = obj.age
+            age_line = obj.age_line
+        else:
+            resident = now - meta.stored_at
+            age = meta.origin_age + (int(resident) if resident > 0 else 0)
+            if age >= meta.ttl:
+                return False
+            age_line = b"Age: %d\r\nX-Request-Id: %s-" % (age, REQUEST_IDS.prefix_bytes)
+            if resident > 0:
+                obj.age = age
+                obj.age_line = age_line
+                obj.age_from = meta.stored_at + int(resident)
+                obj.age_until = obj.age_from + 1
         head = obj.head
         if head is None:
             head = obj.head = self._object_head(obj, "Hit")
+        end = b"\r\n" if keep_alive and not conn.close_after and not self.closing else b"Connection: close\r\n\r\n"
         incoming = headers.get("x-request-id")
         if incoming is not None and valid_request_id(incoming):
-            tail = b"Age: %d\r\nX-Request-Id: %s\r\n" % (age, incoming.encode("latin-1"))
+            tail = b"Age: %d\r\nX-Request-Id: %s\r\n%s" % (age, incoming.encode("latin-1"), end)
         else:
             ids = REQUEST_IDS
             ids.counter += 1
-            tail = b"Age: %d\r\nX-Request-Id: %s-%x\r\n" % (age, ids.prefix_bytes, ids.counter)
-        if keep_alive and not conn.close_after and not self.closing:
-            tail += b"\r\n"
-        else:
-            tail += b"Connection: close\r\n\r\n"
+            tail = b"%s%x\r\n%s" % (age_line, ids.counter, end)
         stats = route.stats
         stats.hit += 1
+        counters = route.counters
         if status < 300:
             stats.status_2xx += 1
         else:
@@ -407,12 +417,14 @@ class Proxy:
         transport = conn.transport
         assert transport is not None
         if method == "HEAD" or status == 204 or status == 304:
-            transport.write(head + tail)
-            route.counters.fast_hit(status, 0)
+            transport.writelines((head, tail))
+            counters.fast_hits[status // 100 % 10] += 1
         else:
             transport.writelines((head, tail, body))
-            stats.bytes_out += len(body)
-            route.counters.fast_hit(status, len(body))
+            size = len(body)
+            stats.bytes_out += size
+            counters.fast_hits[status // 100 % 10] += 1
+            counters.bytes_out += size
         return True
 
     def _route(self, target: str, headers: dict[str, str], config: EdgeConfig | None) -> Route | None:

@@ -348,8 +348,23 @@ class HttpConnection(asyncio.Protocol):
         headers = self._headers
         self._headers = {}
         self._header_bytes = 0
-        target = self._url.decode("latin-1")
+        url = self._url
         self._url = b""
+        if (
+            "host" in headers
+            and "connection" not in headers
+            and "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and url[:1] == b"/"
+            and parser.should_keep_alive()
+        ):
+            # The common request, tested first with the fewest operations: no Request
+            # object until the hit path declines it.
+            raw_method = parser.get_method()
+            self._plain = (_METHODS.get(raw_method) or raw_method.decode("latin-1"), url.decode("latin-1"), headers)
+            self._request = None
+            return
+        target = url.decode("latin-1")
         if target[:1] != "/":
             target = self._origin_form(target)
         has_body = "content-length" in headers or "transfer-encoding" in headers
@@ -359,7 +374,7 @@ class HttpConnection(asyncio.Protocol):
         method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
         keep_alive = parser.should_keep_alive()
         if not has_body and keep_alive and target[:1] == "/" and "host" in headers and "connection" not in headers:
-            # The common request: no Request object until the hit path declines it.
+            # An absolute-form target or an empty Content-Length, otherwise as common.
             self._plain = (method, target, headers)
             self._request = None
             return
