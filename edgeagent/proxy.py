@@ -409,7 +409,6 @@ class Proxy:
             tail = b"%s%x\r\n%s" % (age_line, ids.counter, end)
         stats = route.stats
         stats.hit += 1
-        counters = route.counters
         if status < 300:
             stats.status_2xx += 1
         else:
@@ -418,13 +417,11 @@ class Proxy:
         assert transport is not None
         if method == "HEAD" or status == 204 or status == 304:
             transport.writelines((head, tail))
-            counters.fast_hits[status // 100 % 10] += 1
+            route.counters.fast_hit(status, 0)
         else:
             transport.writelines((head, tail, body))
-            size = len(body)
-            stats.bytes_out += size
-            counters.fast_hits[status // 100 % 10] += 1
-            counters.bytes_out += size
+            stats.bytes_out += len(body)
+            route.counters.fast_hit(status, len(body))
         return True
 
     def _route(self, target: str, headers: dict[str, str], config: EdgeConfig | None) -> Route | None:
