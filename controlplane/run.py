@@ -84,8 +84,8 @@ def wait_until_ready(host: str, web_port: int, origin_port: int, edges: dict[str
         lines.append(f"    {name}: viewers http://{host}:{viewer}/  admin http://{host}:{admin}/health")
     lines += [
         "  Try (the first answers X-Cache: Miss, the same again Hit):",
-        f"    curl -si -H 'Host: {domain}' http://{host}:{first_port}/ | grep -i x-cache",
-        f"    curl -si -H 'Host: {domain}' http://{host}:{first_port}/ | grep -i x-cache",
+        f"    curl -si -H 'Host: {domain}' http://{host}:{first_port}/ | grep -i '^x-cache'",
+        f"    curl -si -H 'Host: {domain}' http://{host}:{first_port}/ | grep -i '^x-cache'",
         f"    curl -s -H 'Authorization: Token {credentials['token']}' {api}/edges/",
         "  Credentials are in var/credentials.json. Ctrl-C stops everything.",
         "=" * 78,
