@@ -260,10 +260,6 @@ def invalidation_create(*, distribution: Distribution, user: AbstractBaseUser | 
     return existing, False
 
 
-def invalidation_complete(invalidation: Invalidation) -> None:
-    Invalidation.objects.filter(pk=invalidation.pk, status="InProgress").update(status="Completed", completed_at=timezone.now())
-
-
 # ---- Fleet ----
 
 MISSED_HEARTBEATS = 3  # an edge is unhealthy after this many missed heartbeats

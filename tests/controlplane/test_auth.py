@@ -40,14 +40,19 @@ def test_session_login_works_for_the_api(alice: User) -> None:
     assert client.get("/api/v1/distributions/").status_code == 200
 
 
-def test_drf_create_token_works_from_manage_py(alice: User, settings: Any) -> None:
-    Token.objects.create(user=alice)
-    assert Token.objects.filter(user=alice).exists()
+def test_drf_create_token_works_from_manage_py(alice: User) -> None:
     # The management command itself, in this process (a subprocess would not see the test database).
+    from io import StringIO
+
     from django.core.management import call_command
 
-    call_command("drf_create_token", "alice", "-r")
-    assert Token.objects.filter(user=alice).count() == 1
+    out = StringIO()
+    call_command("drf_create_token", "alice", stdout=out)
+    key = Token.objects.get(user=alice).key
+    assert key in out.getvalue()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/distributions/").status_code == 200
 
 
 def test_manage_py_refuses_to_start_without_a_secret_key_when_debug_is_off(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from distributions import services
@@ -42,12 +42,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, edge_admin_ports: str, edge_url: str, origin_port: int,
                origin_host: str | None, tokens_dir: Path | None, owner: str, **options: Any) -> None:
         ports = [int(p) for p in edge_admin_ports.split(",")]
+        if len(ports) != len(LOCAL_EDGES):
+            raise CommandError(f"--edge-admin-ports needs {len(LOCAL_EDGES)} ports, one per local edge")
         if not User.objects.filter(username=owner).exists():
             call_command("cdn_bootstrap", username=owner, stdout=self.stderr)
         path = Path(settings.VAR_DIR) / "edges.json"
         tokens: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         with transaction.atomic():
-            for (name, pop), port in zip(LOCAL_EDGES, ports):
+            for (name, pop), port in zip(LOCAL_EDGES, ports, strict=True):
                 url = edge_url.format(host=host, name=name, port=port)
                 edge = EdgeNode.objects.filter(name=name).first()
                 if edge is None or name not in tokens:
