@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CDN_VAR_DIR=/var/lib/cdn
 
 WORKDIR /app
-COPY requirements.txt .
+COPY requirements*.txt ./
 RUN pip install -r requirements.txt
 
 COPY . .
