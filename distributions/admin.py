@@ -191,22 +191,86 @@ class OriginRequestPolicyAdmin(_PolicyAdmin):
     pass
 
 
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class InvalidationAddForm(forms.ModelForm):
+    """Paths and tags one per line instead of raw JSON.
+
+    The lists are then checked by the model's `clean()`, that is by `rules.py`, the rules the
+    API applies, and a reused caller_reference by the service's own rule, so a refusal shows
+    by its field before anything is stored. The reference is a plain form field: the model's
+    unique constraint would refuse every reuse, where the API returns the earlier invalidation.
+    """
+
+    paths = forms.CharField(widget=forms.Textarea(attrs={"rows": 8, "cols": 80}), required=False,
+                            help_text="One path per line, each starting with '/'; '*' is a wildcard, as in the API.")
+    tags = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), required=False,
+                           help_text="Surrogate-Key tags, one per line.")
+    caller_reference = forms.CharField(max_length=128, required=False,
+                                       help_text="Optional: generated when blank. Reusing one with the same paths and "
+                                                 "tags returns the invalidation made with it.")
+
+    class Meta:
+        model = Invalidation
+        fields = ("distribution", "paths", "tags")
+
+    def clean_paths(self) -> list[str]:
+        return _lines(self.cleaned_data["paths"])
+
+    def clean_tags(self) -> list[str]:
+        return _lines(self.cleaned_data["tags"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        reference, distribution = data.get("caller_reference"), data.get("distribution")
+        if not reference or distribution is None:
+            return data
+        existing = Invalidation.objects.filter(distribution=distribution, caller_reference=reference).first()
+        if existing is not None:
+            try:
+                services.invalidation_check_reuse(existing=existing, paths=data.get("paths", []),
+                                                  tags=data.get("tags", []))
+            except services.Conflict as exc:
+                self.add_error("caller_reference", exc.detail)
+        return data
+
+
 @admin.register(Invalidation)
 class InvalidationAdmin(admin.ModelAdmin):
+    """Created through the service, like the API's; immutable afterwards, like CloudFront's."""
+
     list_display = ("id", "distribution", "status", "created_at", "completed_at")
     list_filter = ("status",)
     search_fields = ("id", "distribution__id", "caller_reference")
     readonly_fields = ("id", "status", "created_by", "created_at", "completed_at")
     fields = ("id", "distribution", "paths", "tags", "caller_reference", "status", "created_by", "created_at",
               "completed_at")
+    add_fields = ("distribution", "paths", "tags", "caller_reference")
+
+    def get_fields(self, request: HttpRequest, obj: Invalidation | None = None) -> Any:
+        return self.add_fields if obj is None else self.fields
+
+    def get_form(self, request: HttpRequest, obj: Invalidation | None = None, change: bool = False,
+                 **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs.update(form=InvalidationAddForm, fields=InvalidationAddForm.Meta.fields)
+        return super().get_form(request, obj, change, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def save_model(self, request: HttpRequest, obj: Invalidation, form: Any, change: bool) -> None:
-        created, _ = services.invalidation_create(distribution=obj.distribution, user=request.user, paths=obj.paths,
-                                                  tags=obj.tags, caller_reference=obj.caller_reference)
-        form.instance = created
+        created, new = services.invalidation_create(
+            distribution=obj.distribution, user=request.user, paths=obj.paths, tags=obj.tags,
+            caller_reference=form.cleaned_data["caller_reference"])
+        if not new:
+            self.message_user(request, f"caller_reference {created.caller_reference!r} was used before: this is "
+                                       f"invalidation {created.id}, made then; nothing new was sent to the edges",
+                              messages.WARNING)
+        # The admin goes on with `obj` (log entry, success message, redirect): make it the stored row.
+        obj.__dict__.update(created.__dict__)
 
 
 @admin.register(EdgeNode)
@@ -214,7 +278,9 @@ class EdgeNodeAdmin(admin.ModelAdmin):
     list_display = ("name", "pop", "url", "applied_version", "applied_at", "healthy", "last_seen", "last_error")
     list_filter = ("healthy", "pop")
     search_fields = ("name", "pop", "url")
-    readonly_fields = ("token_hash", "applied_version", "applied_at", "last_error", "last_seen", "healthy", "created_at")
+    # The fleet protocol (heartbeats, pushes, acks) owns these; an edit here would only lie about the edge.
+    readonly_fields = ("token_hash", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
+                       "healthy", "created_at")
 
 
 @admin.register(ConfigVersion)

@@ -254,10 +254,15 @@ def invalidation_create(*, distribution: Distribution, user: AbstractBaseUser | 
             return invalidation, True
         except IntegrityError:
             existing = Invalidation.objects.get(distribution=distribution, caller_reference=reference)
-    if existing.paths != paths or existing.tags != tags:
-        raise Conflict(f"caller_reference {reference!r} was already used for invalidation {existing.id} with other paths or tags",
-                       invalidation=existing.id)
+    invalidation_check_reuse(existing=existing, paths=paths, tags=tags)
     return existing, False
+
+
+def invalidation_check_reuse(*, existing: Invalidation, paths: list[str], tags: list[str]) -> None:
+    """Refuse a caller_reference reused with another batch; the admin form asks before it saves."""
+    if existing.paths != paths or existing.tags != tags:
+        raise Conflict(f"caller_reference {existing.caller_reference!r} was already used for invalidation {existing.id} "
+                       "with other paths or tags", invalidation=existing.id)
 
 
 # ---- Fleet ----

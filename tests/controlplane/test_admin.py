@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from rest_framework.test import APIClient
 
-from distributions.models import ConfigVersion, Distribution
+from distributions import services
+from distributions.models import ConfigVersion, Distribution, EdgeNode, Invalidation
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +106,110 @@ def test_an_enabled_distribution_cannot_be_deleted_in_the_admin(admin_client: Cl
     response = admin_client.post(f"/admin/distributions/distribution/{distribution.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert Distribution.objects.filter(pk=distribution.pk).exists()
+
+
+# ---- Invalidations ----
+
+INVALIDATION_ADD = "/admin/distributions/invalidation/add/"
+
+
+def add_invalidation(admin_client: Client, distribution_id: str, paths: str, caller_reference: str = "",
+                     tags: str = "") -> Any:
+    return admin_client.post(INVALIDATION_ADD, {"distribution": distribution_id, "paths": paths, "tags": tags,
+                                                "caller_reference": caller_reference}, follow=True)
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def named_ids(response: Any) -> list[str]:
+    return re.findall(r"\bI[A-Z0-9]{13}\b", " ".join(messages_of(response)))
+
+
+def test_adding_an_invalidation_names_the_stored_id_the_api_answers_for(
+        admin_client: Client, api: APIClient, created: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        django_capture_on_commit_callbacks: Any) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(services, "invalidation_created_hooks", [lambda invalidation: sent.append(invalidation.id)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = add_invalidation(admin_client, created["id"], "/index.html\r\n\r\n  /img/*  \r\n")
+    assert response.status_code == 200
+    [named] = named_ids(response)
+    answer = api.get(f"/api/v1/distributions/{created['id']}/invalidations/{named}/")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["paths"] == ["/index.html", "/img/*"]
+    assert sent == [named]  # created by the service: its after-commit hook ran for this invalidation
+
+
+def test_a_blank_caller_reference_is_generated_as_the_api_does(admin_client: Client, created: dict[str, Any]) -> None:
+    add_invalidation(admin_client, created["id"], "/a")
+    assert re.fullmatch(r"[0-9a-f]{32}", Invalidation.objects.get().caller_reference)
+
+
+@pytest.mark.parametrize(("paths", "tags", "field", "words"), [
+    ("index.html", "", "paths", "must start with '/'"),
+    ("/a b", "", "paths", "contains spaces or control characters"),
+    ("", "", "paths", "an invalidation needs at least one path or tag"),
+    ("/a", "", "distribution", "This field is required"),
+])
+def test_it_refuses_a_bad_invalidation_by_the_field_like_the_api(
+        admin_client: Client, created: dict[str, Any], paths: str, tags: str, field: str, words: str) -> None:
+    distribution = "" if field == "distribution" else created["id"]
+    response = add_invalidation(admin_client, distribution, paths, tags=tags)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert words in " ".join(errors[field]), errors
+    assert 'name="paths"' in response.content.decode()  # the form is shown again with what was typed
+    assert not Invalidation.objects.exists()
+
+
+def test_a_caller_reference_reused_with_other_paths_is_refused_by_the_field(
+        admin_client: Client, created: dict[str, Any]) -> None:
+    first = add_invalidation(admin_client, created["id"], "/a", caller_reference="deploy-7")
+    [first_id] = named_ids(first)
+    response = add_invalidation(admin_client, created["id"], "/b", caller_reference="deploy-7")
+    errors = response.context["adminform"].form.errors
+    assert f"was already used for invalidation {first_id}" in " ".join(errors.get("caller_reference", [])), errors
+    assert Invalidation.objects.count() == 1
+
+
+def test_a_caller_reference_reused_with_the_same_paths_names_the_earlier_invalidation(
+        admin_client: Client, created: dict[str, Any]) -> None:
+    [first_id] = named_ids(add_invalidation(admin_client, created["id"], "/a", caller_reference="deploy-8"))
+    again = add_invalidation(admin_client, created["id"], "/a", caller_reference="deploy-8")
+    assert set(named_ids(again)) == {first_id}
+    assert any("was used before" in message for message in messages_of(again))
+    assert Invalidation.objects.count() == 1
+
+
+def test_an_invalidation_cannot_be_edited_after_creation(admin_client: Client, created: dict[str, Any]) -> None:
+    add_invalidation(admin_client, created["id"], "/a")
+    invalidation = Invalidation.objects.get()
+    url = f"/admin/distributions/invalidation/{invalidation.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert "/a" in page.content.decode() and 'name="paths"' not in page.content.decode()
+    refused = admin_client.post(url, {"distribution": created["id"], "paths": "/changed", "caller_reference": "x"})
+    assert refused.status_code == 403
+    invalidation.refresh_from_db()
+    assert invalidation.paths == ["/a"]
+
+
+# ---- Edges ----
+
+def test_the_fields_the_fleet_protocol_owns_are_read_only_on_an_edge(admin_client: Client) -> None:
+    edge, _ = services.edge_register(name="fra-1", pop="fra", url="http://127.0.0.1:9081")
+    url = f"/admin/distributions/edgenode/{edge.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    owned = ("invalidation_seq", "applied_version", "applied_at", "last_seen", "last_error", "healthy", "token_hash")
+    for field in owned:
+        assert f'name="{field}"' not in page, field
+    response = admin_client.post(url, {"name": "fra-1", "pop": "fr2", "url": "http://127.0.0.1:9081",
+                                       "invalidation_seq": 999, "applied_version": 999, "healthy": "on",
+                                       "token_hash": "0" * 64})
+    assert response.status_code == 302
+    edge.refresh_from_db()
+    assert edge.pop == "fr2"  # the form was accepted...
+    assert (edge.invalidation_seq, edge.applied_version, edge.healthy) == (0, 0, False)  # ...without these
+    assert edge.token_hash != "0" * 64
