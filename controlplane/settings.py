@@ -193,6 +193,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+LOGIN_URL = "rest_framework:login"  # any active user (the admin's login admits staff only)
 
 # ---- Celery ----
 # The default broker needs no server: kombu's filesystem transport under var/.

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import edge_views, views
@@ -19,13 +18,14 @@ invalidations = views.InvalidationViewSet.as_view({"get": "list", "post": "creat
 invalidation = views.InvalidationViewSet.as_view({"get": "retrieve"})
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("auth/token/", views.AuthTokenView.as_view(), name="auth-token"),
+    path("auth/", include("rest_framework.urls")),
     path("edge/heartbeat", edge_views.HeartbeatView.as_view(), name="edge-heartbeat"),
     path("edge/config", edge_views.ConfigView.as_view(), name="edge-config"),
     path("edge/acks", edge_views.AckView.as_view(), name="edge-acks"),
     path("edge/stats", edge_views.StatsView.as_view(), name="edge-stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", views.DocsView.as_view(url_name="schema"), name="docs"),
     path("distributions/<str:distribution_id>/invalidations/", invalidations, name="invalidation-list"),
     path("distributions/<str:distribution_id>/invalidations/<str:id>/", invalidation, name="invalidation-detail"),
     path("", include(router.urls)),

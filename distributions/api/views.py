@@ -6,13 +6,17 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
+from django.http import HttpResponseBase
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from drf_spectacular.views import SpectacularSwaggerView
+from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -263,3 +267,26 @@ class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):
         if latest is None:
             return Response({"detail": "no config version has been published yet"}, status=status.HTTP_404_NOT_FOUND)
         return Response(self.get_serializer(latest).data)
+
+
+class AuthTokenView(ObtainAuthToken):
+    """Username and password in, token out: the one call that needs no credentials.
+
+    Without authentication classes a stale `Authorization` header cannot refuse the login, and
+    the schema marks the call as open (`security: [{}]`) instead of token-protected.
+    """
+
+    authentication_classes: list[type[Any]] = []
+    permission_classes = [permissions.AllowAny]
+
+
+class DocsView(SpectacularSwaggerView):
+    """The interactive docs; a browser without a session is sent to log in and comes back here.
+
+    The page's "Try it out" then runs with that session: the page sends the CSRF token on writes.
+    """
+
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:
+        if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+            return redirect_to_login(self.request.get_full_path())
+        return super().handle_exception(exc)
