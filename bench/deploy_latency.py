@@ -1,14 +1,17 @@
 """How long a change and an invalidation take to reach three local edges.
 
-    python -m bench.deploy_latency             # 50 changes and 50 invalidations
-    python -m bench.deploy_latency --quick     # 5 of each (smoke)
+    python -m bench.deploy_latency                  # 50 changes and 50 invalidations
+    python -m bench.deploy_latency --quick          # 5 of each (smoke)
+    python -m bench.deploy_latency --broker sqla    # the same on another broker candidate
 
 Starts the control plane, a Celery worker and beat, the demo origin and three edges as real
 processes (the end-to-end test harness), on the embedded defaults or on PostgreSQL and Redis
-when DATABASE_URL and CELERY_BROKER_URL say so. For a change, the clock runs from sending
-the PATCH to the moment every edge's /health reports the new version (polled every 2 ms);
-for an invalidation, from the POST until the API reports it Completed, that is until every
-edge applied it and acknowledged it. Writes bench/results/deploy-latency.md.
+when DATABASE_URL and CELERY_BROKER_URL say so; `--broker` names a broker candidate instead
+(see BROKERS). For a change, the clock runs from sending the PATCH to the moment every
+edge's /health reports the new version (polled every 2 ms); for an invalidation, from the
+POST until the API reports it Completed, that is until every edge applied it and
+acknowledged it. Then the cluster is left idle (edges still heartbeat, beat still ticks) and
+the CPU time of web, worker and beat is read from /proc. Writes bench/results/deploy-latency.md.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ from tests.e2e.cluster import Cluster, wait_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EDGES = (("edge-fra", "fra"), ("edge-iad", "iad"), ("edge-sin", "sin"))
+# Broker candidates by name; `{var}` is the cluster's state folder. Redis uses a db of its own,
+# not the end-to-end tests' one, so a benchmark never flushes a running test's queue.
+BROKERS = {
+    "atomicfs": "atomicfs://",
+    "sqla": "sqla+sqlite:///{var}/broker.sqlite3",
+    "redis": "redis://127.0.0.1:6379/12",
+}
+CONTROL_PLANE = ("web", "worker", "beat")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -77,6 +88,39 @@ def measure_invalidations(cluster: Cluster, distribution_id: str, count: int) ->
     return samples
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, all its threads included (fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_idle_cpu(cluster: Cluster, seconds: float) -> dict[str, float]:
+    """CPU used by each control-plane process while nothing is asked of it, in percent of one core."""
+    time.sleep(2)  # let the last invalidation's acknowledgements settle
+    pids = {name: cluster.processes[name].pid for name in CONTROL_PLANE}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return {name: (cpu_seconds(pid) - before[name]) / elapsed * 100 for name, pid in pids.items()}
+
+
+def log_problems(cluster: Cluster) -> int:
+    """Lines in the control plane's logs that say the broker failed someone: a benchmark that hides them lies."""
+    words = ("Traceback", "database is locked", "Unrecoverable error", "cannot be decoded")
+    text = "".join((cluster.state / f"{name}.log").read_text(errors="replace") for name in CONTROL_PLANE)
+    return sum(any(word in line for word in words) for line in text.splitlines())
+
+
+def broker_label(url: str) -> str:
+    scheme = url.split("://", 1)[0]
+    if scheme.startswith("redis"):
+        return "Redis"
+    if scheme.startswith("sqla+"):
+        return f"SQLAlchemy transport on {scheme.removeprefix('sqla+')}"
+    return "atomic filesystem (embedded)"
+
+
 def row(name: str, samples: list[float]) -> str:
     return (f"| {name} | {len(samples)} | {statistics.median(samples):.0f} | {percentile(samples, 0.95):.0f} | "
             f"{percentile(samples, 0.99):.0f} | {max(samples):.0f} |")
@@ -86,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.deploy_latency", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 changes and 5 invalidations")
     parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--broker", choices=sorted(BROKERS), help="a broker candidate instead of CELERY_BROKER_URL")
+    parser.add_argument("--idle-seconds", type=float, default=60.0, help="how long to measure the idle cluster's CPU")
     parser.add_argument("--output", type=Path, default=RESULTS / "deploy-latency.md")
     args = parser.parse_args(argv)
     count = 5 if args.quick else args.count
+    idle_seconds = 5.0 if args.quick else args.idle_seconds
     with tempfile.TemporaryDirectory(prefix="deploy-latency-") as tmp:
-        cluster = Cluster(Path(tmp), heartbeat_seconds=5)
+        cluster = Cluster(Path(tmp), heartbeat_seconds=5, broker_url=BROKERS[args.broker] if args.broker else None)
+        broker = broker_label(cluster.env.get("CELERY_BROKER_URL", BROKERS["atomicfs"]))
         try:
             cluster.start_controlplane()
             cluster.start_origin()
@@ -109,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
                      lambda: cluster.api("GET", f"/distributions/{created['id']}/").json()["status"] == "Deployed")
             changes = measure_changes(cluster, created["id"], count)
             invalidations = measure_invalidations(cluster, created["id"], count)
+            idle = measure_idle_cpu(cluster, idle_seconds)
+            problems = log_problems(cluster)
         except BaseException:
             for name in list(cluster.processes):
                 sys.stderr.write(f"---- {name} ----\n{cluster.log(name)}\n")
             raise
         finally:
             cluster.close()
-    broker = "Redis" if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else "filesystem (embedded)"
     database = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
     table = "\n".join([
         f"Deploy latency to three local edges ({database}, broker {broker}), milliseconds:",
@@ -124,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|",
         row("change: PATCH sent → every edge runs the new version", changes),
         row("invalidation: POST sent → Completed (every edge applied and acknowledged)", invalidations),
+        "",
+        f"CPU of the idle cluster over {idle_seconds:.0f} s, percent of one core: "
+        + ", ".join(f"{name} {percent:.1f}" for name, percent in idle.items())
+        + f", total {sum(idle.values()):.1f}",
+        "",
+        f"Log lines of web, worker and beat naming a traceback, a locked database or a bad message: {problems}",
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(table + "\n")

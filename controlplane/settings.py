@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from controlplane import broker
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -196,21 +198,26 @@ SPECTACULAR_SETTINGS = {
 LOGIN_URL = "rest_framework:login"  # any active user (the admin's login admits staff only)
 
 # ---- Celery ----
-# The default broker needs no server: kombu's filesystem transport under var/.
+# The default broker needs no server: controlplane/broker.py's atomic filesystem transport
+# under var/broker/. Its folders are made by the first process that connects, not here, so
+# importing settings (collectstatic in an image build) creates nothing for another broker.
 _broker_dir = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed", "control"):
-        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"{broker.SCHEME}://")
+_broker_scheme = CELERY_BROKER_URL.split("://", 1)[0]
+if _broker_scheme == broker.SCHEME:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "out"),
-        "data_folder_out": str(_broker_dir / "out"),
-        "processed_folder": str(_broker_dir / "processed"),
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "staging_folder": str(_broker_dir / "staging"),
+        "bad_folder": str(_broker_dir / "bad"),
         "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
         "polling_interval": 0.05,
     }
-elif not CELERY_BROKER_URL.split("://", 1)[0] in ("redis", "rediss", "amqp", "pyamqp", "memory"):
+elif _broker_scheme == "filesystem":
+    raise ImproperlyConfigured(f"CELERY_BROKER_URL={CELERY_BROKER_URL!r}: kombu's filesystem transport can hand a "
+                               f"worker a half-written message (celery/kombu#1551); use {broker.SCHEME}:// "
+                               "(the default) or leave it unset")
+elif _broker_scheme.split("+", 1)[0] not in ("redis", "rediss", "amqp", "pyamqp", "memory", "sqla"):
     raise ImproperlyConfigured(f"CELERY_BROKER_URL={CELERY_BROKER_URL!r}: unsupported scheme")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -24,7 +24,7 @@ def test_the_configured_database_is_the_one_in_use() -> None:
 
 def test_the_configured_broker_answers() -> None:
     url = os.environ.get("CELERY_BROKER_URL", "")
-    assert settings.CELERY_BROKER_URL == (url or "filesystem://")
+    assert settings.CELERY_BROKER_URL == (url or "atomicfs://")
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=5)
         assert conn.connected

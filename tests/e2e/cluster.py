@@ -1,9 +1,10 @@
 """A whole CDN as real processes on loopback, for end-to-end tests.
 
 Each cluster gets its own state directory, database (a SQLite file, or a fresh PostgreSQL
-database when DATABASE_URL points at PostgreSQL) and broker (the filesystem transport
-under its state directory, or a Redis database of its own when CELERY_BROKER_URL is Redis),
-so it never touches a developer's `var/`.
+database when DATABASE_URL points at PostgreSQL) and broker (the embedded atomic filesystem
+transport under its state directory, or a Redis database of its own when CELERY_BROKER_URL is
+Redis), so it never touches a developer's `var/`. A benchmark may name another broker URL,
+with `{var}` standing for the cluster's state folder.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, in
 
 
 class Cluster:
-    def __init__(self, state: Path, heartbeat_seconds: int = 1) -> None:
+    def __init__(self, state: Path, heartbeat_seconds: int = 1, broker_url: str | None = None) -> None:
         self.state = state
         self.var = state / "var"
         self.var.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ class Cluster:
                         CDN_FLEET_TICK_SECONDS="1", PYTHONUNBUFFERED="1")
         self._pg_db: str | None = None
         self._setup_database()
-        self._setup_broker()
+        self._setup_broker(broker_url)
         self.token = ""
         self.edge_tokens: dict[str, str] = {}
         self.edge_ports: dict[str, tuple[int, int]] = {}
@@ -82,16 +83,21 @@ class Cluster:
         else:
             self.env["DATABASE_URL"] = f"sqlite:///{self.var / 'controlplane.sqlite3'}"
 
-    def _setup_broker(self) -> None:
-        url = os.environ.get("CELERY_BROKER_URL", "")
+    def _setup_broker(self, broker_url: str | None) -> None:
+        if broker_url is not None:
+            url = broker_url.format(var=self.var)
+        elif os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+            url = urlunsplit(urlsplit(os.environ["CELERY_BROKER_URL"])._replace(path=f"/{E2E_REDIS_DB}"))
+        else:
+            url = ""  # the embedded default, under this cluster's CDN_VAR_DIR
+        if url:
+            self.env["CELERY_BROKER_URL"] = url
+        else:
+            self.env.pop("CELERY_BROKER_URL", None)
         if url.startswith("redis://"):
             import redis
 
-            parts = urlsplit(url)
-            self.env["CELERY_BROKER_URL"] = urlunsplit(parts._replace(path=f"/{E2E_REDIS_DB}"))
-            redis.Redis.from_url(self.env["CELERY_BROKER_URL"]).flushdb()
-        else:
-            self.env.pop("CELERY_BROKER_URL", None)
+            redis.Redis.from_url(url).flushdb()
 
     def _teardown_services(self) -> None:
         if self._pg_db:
