@@ -8,6 +8,7 @@ read from `<NAME>_FILE`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -83,6 +84,27 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# ---- Behind a proxy ----
+# A TLS-terminating proxy (docs/operations.md, "The control plane behind HTTPS") tells the
+# viewer's scheme in a header. Trusting it is opt-in: a client that reaches Django directly
+# could send the header itself, so only a proxy that always sets or strips it may be named.
+
+
+def proxy_ssl_header() -> tuple[str, str] | None:
+    raw = env_str("SECURE_PROXY_SSL_HEADER").strip()
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", header) or not value or "," in value:
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={raw!r} must be HTTP_<HEADER>,<value>, e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    return header, value
+
+
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header()
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 
 CDN_DOMAIN_SUFFIX = env_str("CDN_DOMAIN_SUFFIX", "cdn.localhost").strip().lower().strip(".")
 if not CDN_DOMAIN_SUFFIX:
