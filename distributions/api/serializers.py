@@ -184,13 +184,23 @@ class OriginGroupSerializer(serializers.ModelSerializer):
 
 
 class CacheBehaviorSerializer(serializers.ModelSerializer):
+    """A policy given by id or by name is answered with both: the id to write back, the name to read.
+
+    The id stays the value of `cache_policy` because a name is unique only per owner, so a
+    read-modify-write by staff on another user's distribution would not round-trip a name.
+    """
+
     cache_policy = PolicyRefField(CachePolicy)
+    cache_policy_name = serializers.CharField(source="cache_policy.name", read_only=True)
     origin_request_policy = PolicyRefField(OriginRequestPolicy, required=False, allow_null=True, default=None)
+    origin_request_policy_name = serializers.CharField(source="origin_request_policy.name", read_only=True,
+                                                       allow_null=True)
 
     class Meta:
         model = CacheBehavior
         fields = ("path_pattern", "target_origin_id", "viewer_protocol_policy", "allowed_methods", "cached_methods",
-                  "cache_policy", "origin_request_policy", "compress")
+                  "cache_policy", "cache_policy_name", "origin_request_policy", "origin_request_policy_name",
+                  "compress")
         validators: list[Any] = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

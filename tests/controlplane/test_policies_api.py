@@ -114,3 +114,46 @@ def test_a_policy_update_publishes_a_new_version_for_its_distributions(
     latest = ConfigVersion.objects.order_by("-version").first()
     assert latest is not None
     assert latest.document["distributions"][0]["cache_behaviors"][0]["cache_policy"]["default_ttl"] == 60
+
+
+def test_a_policy_given_by_name_comes_back_with_its_name_and_its_id(api: APIClient) -> None:
+    behaviors = [{"path_pattern": "/api/*", "target_origin_id": "web", "cache_policy": "CachingDisabled",
+                  "origin_request_policy": "AllViewer"},
+                 {"path_pattern": "*", "target_origin_id": "web", "cache_policy": "CachingOptimized"}]
+    created = api.post("/api/v1/distributions/", minimal(cache_behaviors=behaviors), format="json")
+    assert created.status_code == 201, created.json()
+    read = api.get(f"/api/v1/distributions/{created.json()['id']}/")
+    managed = {p["name"]: p["id"] for p in api.get("/api/v1/cache-policies/").json()["results"]}
+    all_viewer = next(p["id"] for p in api.get("/api/v1/origin-request-policies/").json()["results"]
+                      if p["name"] == "AllViewer")
+    for answer in (created, read):
+        api_behavior, default = answer.json()["cache_behaviors"]
+        assert (api_behavior["cache_policy_name"], api_behavior["cache_policy"]) == ("CachingDisabled",
+                                                                                     managed["CachingDisabled"])
+        assert (api_behavior["origin_request_policy_name"], api_behavior["origin_request_policy"]) == ("AllViewer",
+                                                                                                       all_viewer)
+        assert (default["cache_policy_name"], default["cache_policy"]) == ("CachingOptimized",
+                                                                           managed["CachingOptimized"])
+        assert (default["origin_request_policy_name"], default["origin_request_policy"]) == (None, None)
+
+
+def test_an_own_policy_given_by_id_comes_back_with_its_name(api: APIClient) -> None:
+    policy = api.post("/api/v1/cache-policies/", SITE, format="json").json()
+    behavior = {"path_pattern": "*", "target_origin_id": "web", "cache_policy": policy["id"]}
+    distribution = api.post("/api/v1/distributions/", minimal(cache_behaviors=[behavior]), format="json").json()
+    assert distribution["cache_behaviors"][0]["cache_policy_name"] == "site"
+
+
+def test_a_distribution_read_with_policy_names_can_be_written_back_unchanged(api: APIClient) -> None:
+    distribution = api.post("/api/v1/distributions/", minimal(), format="json").json()
+    read = api.get(f"/api/v1/distributions/{distribution['id']}/")
+    response = api.put(f"/api/v1/distributions/{distribution['id']}/", read.json(), format="json",
+                       HTTP_IF_MATCH=read["ETag"])
+    assert response.status_code == 200, response.json()
+    assert response.json()["cache_behaviors"] == read.json()["cache_behaviors"]
+
+
+def test_the_schema_shows_the_policy_names_as_read_only(api: APIClient) -> None:
+    schemas = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
+    assert schemas["CacheBehavior"]["properties"]["cache_policy_name"]["readOnly"] is True
+    assert "cache_policy_name" not in schemas["CacheBehaviorRequest"]["properties"]
