@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .models import METHOD_LISTS, CacheBehavior, CachePolicy, Distribution, Origin, OriginGroup, OriginRequestPolicy
+from edgeagent.config import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
+from .models import METHOD_LISTS, CacheBehavior, CachePolicy, Distribution, Origin, OriginGroup, OriginRequestPolicy
 
 
 def compile_document(distributions: Iterable[Distribution], version: int) -> dict[str, Any]:

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 SCHEMA_VERSION = 1
+# The schemas an edge reads: the current one and the one before it, so that documents
+# compiled before an upgrade (stored config versions, an edge's persisted config) still load
+# after it (docs/edge-config.md, "Schema versions"). Nothing came before 1.
+SUPPORTED_SCHEMA_VERSIONS = range(max(1, SCHEMA_VERSION - 1), SCHEMA_VERSION + 1)
 MAX_TTL = 3153600000
 MAX_PATH_PATTERN = 255
 
@@ -441,6 +445,16 @@ def _host_name(value: str, path: str, *, wildcard: bool) -> str:
 # ---- Parsing ----
 
 
+def _unsupported_schema(schema: int) -> str:
+    """Says which side to upgrade: a newer schema needs a newer edge, an older one a new publish."""
+    first, last = SUPPORTED_SCHEMA_VERSIONS[0], SUPPORTED_SCHEMA_VERSIONS[-1]
+    reads = f"{first}" if first == last else f"{first} to {last}"
+    if schema > last:
+        return f"unsupported schema version {schema}: this edge reads schema {reads}; upgrade the edge"
+    return (f"unsupported schema version {schema}: this edge reads schema {reads}; publish a new config version "
+            "from an upgraded control plane")
+
+
 def parse_document(doc: object) -> EdgeConfig:
     """Validate the whole edge config document and compile it.
 
@@ -449,8 +463,8 @@ def parse_document(doc: object) -> EdgeConfig:
     """
     top = _obj(doc, "document")
     schema = _int(top, "schema_version", "", 0, 2**31)
-    if schema != SCHEMA_VERSION:
-        raise ConfigError("schema_version", f"unsupported schema version {schema}")
+    if schema not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ConfigError("schema_version", _unsupported_schema(schema))
     version = _int(top, "version", "", 1, 2**63 - 1)
     dists_raw = _list(top, "distributions", "")
     distributions: dict[str, Distribution] = {}
