@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from .accesslog import TAIL_RECORDS
+
 CLOCK_SKEW = 300
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 MAX_BODY = 64 * 1024 * 1024
@@ -48,6 +50,8 @@ class AdminTarget(Protocol):
     def apply_invalidation(self, inv_id: int, distribution_id: str, paths: list[str], tags: list[str]) -> int: ...
 
     def metrics_text(self) -> str: ...
+
+    def access_log_tail(self, distribution_id: str, limit: int) -> list[bytes] | None: ...
 
 
 def signing_key(token: str) -> bytes:
@@ -166,12 +170,26 @@ def build_app(target: AdminTarget, token: str | None) -> web.Application:
         )
         return _json(200, {"id": payload["id"], "removed": removed})
 
+    async def logs_tail(request: web.Request) -> web.Response:
+        distribution_id = request.query.get("distribution", "")
+        if not distribution_id:
+            return _json(400, {"error": "distribution: required"})
+        raw_limit = request.query.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= TAIL_RECORDS:
+            return _json(400, {"error": f"limit: must be an integer from 1 to {TAIL_RECORDS}"})
+        lines = target.access_log_tail(distribution_id, int(raw_limit))
+        if lines is None:
+            return _json(404, {"error": "the access log is off on this edge"})
+        body = b"".join(line + b"\n" for line in lines)
+        return web.Response(body=body, headers={"Content-Type": "application/x-ndjson"})
+
     app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", get_config)
     app.router.add_put("/config", put_config)
     app.router.add_post("/invalidations", post_invalidation)
+    app.router.add_get("/logs/tail", logs_tail)
     return app
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from . import metrics as metrics_mod
+from .accesslog import AccessLog
 from .admin import InvalidDocumentError, StaleConfigError, start_admin
 from .cli import Settings
 from .config import ConfigError, EdgeConfig, parse_document
@@ -26,7 +27,7 @@ from .files import write_atomically
 from .link import ControlPlaneLink
 from .origin import OriginClient
 from .proxy import Proxy
-from .server import start_server
+from .server import REQUEST_IDS, start_server
 from .stats import StatsBuffer, StatsCollector
 from .store import Store
 
@@ -60,6 +61,13 @@ class Agent:
         buffer = StatsBuffer(settings.cache_dir / STATS_BUFFER_DIR, settings.stats_buffer_reports) if linked else None
         self.stats = StatsCollector(buffer)
         self.link: ControlPlaneLink | None = None
+        self.access_log: AccessLog | None = None
+        if settings.access_log is not None:
+            self.access_log = AccessLog(
+                settings.access_log, settings.pop, REQUEST_IDS.prefix, settings.access_log_max_bytes,
+                settings.access_log_files, settings.access_log_buffer, settings.access_log_cookies,
+                settings.trust_forwarded_proto,
+            )  # fmt: skip
         self.proxy = Proxy(self)
         self.applied_invalidations: dict[int, float] = self._load_invalidations()
         self._stop = asyncio.Event()
@@ -153,10 +161,23 @@ class Agent:
         log.info("invalidation %d on %s removed %d objects", inv_id, distribution_id, removed)
         return removed
 
-    # ---- metrics ----
+    # ---- metrics and logs ----
+
+    def access_log_tail(self, distribution_id: str, limit: int) -> list[bytes] | None:
+        """The distribution's most recent access log lines; None when the log is off."""
+        if self.access_log is None:
+            return None
+        return self.access_log.tail(distribution_id, limit)
 
     def metrics_text(self) -> str:
         families: list[tuple[str, str, str, float]] = []
+        access_log = self.access_log
+        if access_log is not None:
+            families += [
+                ("edge_access_log_lines_total", "counter", "Access log lines written.", access_log.written),
+                ("edge_access_log_dropped_total", "counter",
+                 "Access log lines lost: buffer full or write error.", access_log.lost),
+            ]  # fmt: skip
         buffer = self.stats.buffer
         if buffer is not None:
             families += [
@@ -190,6 +211,8 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         self._stats_task = loop.create_task(self.stats.run(), name="stats-intervals")
+        if self.access_log is not None:
+            self.access_log.start()
         settings = self.settings
         if settings.control_plane and settings.token:
             # Before the viewer listener: an edge that was away must not serve an old
@@ -223,6 +246,9 @@ class Agent:
             self._stats_task.cancel()
         # After the link stopped: the partial interval is sent by the next run, once closed.
         self.stats.flush()
+        if self.access_log is not None:
+            # After in-flight requests: their lines are written too.
+            await asyncio.to_thread(self.access_log.stop)
         await self.origins.close()
         self.store.close()
         log.info("stopped")

@@ -33,6 +33,11 @@ class Settings:
     trust_forwarded_proto: bool
     log_level: str
     stats_buffer_reports: int
+    access_log: Path | None
+    access_log_max_bytes: int
+    access_log_files: int
+    access_log_buffer: int
+    access_log_cookies: bool
 
 
 def parse_size(text: str) -> int:
@@ -108,7 +113,24 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--stats-buffer-size", type=int, default=default("EDGE_STATS_BUFFER_SIZE", "8640"),
         help="10 s stats reports kept on disk while the control plane is unreachable; the oldest go first "
              "(EDGE_STATS_BUFFER_SIZE, default 8640: one day)")
+    add("--access-log", default=default("EDGE_ACCESS_LOG", ""),
+        help="JSON access log file, or 'off' (EDGE_ACCESS_LOG, default <cache-dir>/logs/access.log)")
+    add("--access-log-max-size", type=parse_size, default=default("EDGE_ACCESS_LOG_MAX_SIZE", "64M"),
+        help="rotate the access log at this size (EDGE_ACCESS_LOG_MAX_SIZE, default 64M)")
+    add("--access-log-files", type=int, default=default("EDGE_ACCESS_LOG_FILES", "5"),
+        help="access log files kept, the current one included (EDGE_ACCESS_LOG_FILES, default 5)")
+    add("--access-log-buffer", type=int, default=default("EDGE_ACCESS_LOG_BUFFER", "65536"),
+        help="requests waiting to be written; beyond it they are dropped and counted "
+             "(EDGE_ACCESS_LOG_BUFFER, default 65536)")
+    add("--access-log-cookies", action="store_true", default=_flag(env.get("EDGE_ACCESS_LOG_COOKIES", "")),
+        help="log the Cookie header, cs(Cookie) (EDGE_ACCESS_LOG_COOKIES, default off)")
     return parser
+
+
+def _access_log_path(value: str, cache_dir: Path) -> Path | None:
+    if value.strip().lower() == "off":
+        return None
+    return Path(value) if value.strip() else cache_dir / "logs" / "access.log"
 
 
 def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,4 +159,9 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         trust_forwarded_proto=bool(args.trust_forwarded_proto),
         log_level=str(args.log_level).upper(),
         stats_buffer_reports=max(1, int(args.stats_buffer_size)),
+        access_log=_access_log_path(str(args.access_log), Path(args.cache_dir)),
+        access_log_max_bytes=args.access_log_max_size,
+        access_log_files=max(1, int(args.access_log_files)),
+        access_log_buffer=max(1, int(args.access_log_buffer)),
+        access_log_cookies=bool(args.access_log_cookies),
     )

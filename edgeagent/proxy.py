@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import brotli
 
 from . import policy
+from .accesslog import SIMPLE_CONTENT_TYPE
 from .config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
 from .metrics import DistributionStats
 from .origin import OriginError, OriginResponse, origin_url
@@ -91,7 +92,8 @@ class Ctx:
 
     __slots__ = (
         "req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key", "started",
-        "status", "outcome", "sent",
+        "status", "outcome", "sent", "result", "content_type", "content_range", "origin_began", "origin_fbl",
+        "origin_lbl",
     )  # fmt: skip
 
     def __init__(
@@ -120,6 +122,19 @@ class Ctx:
         self.status = 0
         self.outcome = EDGE
         self.sent = 0
+        # What the access log adds: the X-Cache result, response fields, origin timings.
+        # A response that never reaches _start_response is one of the edge's plain texts.
+        self.result = "Error"
+        self.content_type: str | None = SIMPLE_CONTENT_TYPE
+        self.content_range: str | None = None
+        self.origin_began = 0.0
+        self.origin_fbl: float | None = None
+        self.origin_lbl: float | None = None
+
+    def origin_done(self) -> None:
+        """The origin's body has been read to its end (origin-lbl)."""
+        if self.origin_began:
+            self.origin_lbl = time.monotonic() - self.origin_began
 
 
 class Route:
@@ -330,6 +345,7 @@ class Proxy:
             r: f"X-Cache: {r} from {agent.name}\r\n".encode("latin-1") for r in ("Hit", "Miss", "RefreshHit", "Error")
         }
         self.settings = agent.settings
+        self.access_log = agent.access_log
         self._boundary_counter = 0
 
     # -- connection bookkeeping (server.Application) --
@@ -349,9 +365,24 @@ class Proxy:
         """A malformed request: 400, and the connection closes after it."""
         self.agent.metrics.bad_requests += 1
         conn.write(self._simple_bytes(req, 400, f"400 Bad Request: {req.bad}.", "Error", keep_alive=False))
+        self._log_edge_answer(req, 400)
+
+    def _log_edge_answer(self, req: Request, status: int) -> None:
+        """A request no distribution took (unknown host, no config, malformed): logged, not tailed."""
+        if self.access_log is not None:
+            self.access_log.add((
+                time.time(), None, req.client_ip, req.method, req.target, req.headers, req.version, status, 0,
+                "Error", req.request_id, 0.0, SIMPLE_CONTENT_TYPE, None, None, None,
+            ))  # fmt: skip
 
     def hit(
-        self, method: str, target: str, headers: dict[str, str], conn: HttpConnection, keep_alive: bool = True
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        conn: HttpConnection,
+        keep_alive: bool = True,
+        version: str = "1.1",
     ) -> bool:
         """Answer a fresh memory hit synchronously; False hands the request to `handle`.
 
@@ -401,12 +432,15 @@ class Proxy:
             head = obj.head = self._object_head(obj, "Hit")
         end = b"\r\n" if keep_alive and not conn.close_after and not self.closing else b"Connection: close\r\n\r\n"
         incoming = headers.get("x-request-id")
+        request_id: str | int
         if incoming is not None and valid_request_id(incoming):
             tail = b"Age: %d\r\nX-Request-Id: %s\r\n%s" % (age, incoming.encode("latin-1"), end)
+            request_id = incoming
         else:
             ids = REQUEST_IDS
             ids.counter += 1
-            tail = b"%s%x\r\n%s" % (age_line, ids.counter, end)
+            request_id = ids.counter
+            tail = b"%s%x\r\n%s" % (age_line, request_id, end)
         stats = route.stats
         stats.hit += 1
         if status < 300:
@@ -417,11 +451,22 @@ class Proxy:
         assert transport is not None
         if method == "HEAD" or status == 204 or status == 304:
             transport.writelines((head, tail))
-            route.counters.fast_hit(status, 0)
+            sent = 0
         else:
             transport.writelines((head, tail, body))
-            stats.bytes_out += len(body)
-            route.counters.fast_hit(status, len(body))
+            sent = len(body)
+            stats.bytes_out += sent
+        route.counters.fast_hit(status, sent)
+        access_log = self.access_log
+        if access_log is not None:
+            # The access log's whole cost here: one tuple, formatted later by its thread.
+            if len(access_log.pending) < access_log.capacity:
+                access_log.pending.append((
+                    now, route.dist.id, conn.client_ip, method, target, headers, version, status, sent, "Hit",
+                    request_id, 0.0, meta.content_type, None, None, None,
+                ))  # fmt: skip
+            else:
+                access_log.dropped += 1
         return True
 
     def _route(self, target: str, headers: dict[str, str], config: EdgeConfig | None) -> Route | None:
@@ -473,11 +518,13 @@ class Proxy:
         config = self.agent.config
         if config is None:
             self.agent.metrics.unknown_host += 1
+            self._log_edge_answer(req, 404)
             await self._send_simple(req, conn, 404, "404 Not Found: this edge has no configuration yet.", "Error")
             return
         dist = config.find_distribution(req.headers.get("host", ""))
         if dist is None:
             self.agent.metrics.unknown_host += 1
+            self._log_edge_answer(req, 404)
             await self._send_simple(req, conn, 404, "404 Not Found: no distribution serves this host.", "Error")
             return
         scheme = "http"
@@ -496,6 +543,7 @@ class Proxy:
                     return
                 host = req.headers.get("host", dist.domain_name)
                 ctx.status = 301
+                ctx.result = "Redirect"
                 location = f"https://{host.split(':')[0] if not host.startswith('[') else host}{req.target}"
                 await self._send_simple(
                     req, conn, 301, "301 Moved Permanently.", "Error", extra=[("Location", location)], stats=stats
@@ -524,7 +572,14 @@ class Proxy:
                     return
                 await self._origin_failed(ctx, exc)
         finally:
-            self.agent.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, time.monotonic() - began)
+            taken = time.monotonic() - began
+            self.agent.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, taken)
+            if self.access_log is not None:
+                self.access_log.add((
+                    time.time(), dist.id, req.client_ip, req.method, req.target, req.headers, req.version,
+                    ctx.status, ctx.sent, ctx.result, req.request_id, taken, ctx.content_type, ctx.content_range,
+                    ctx.origin_fbl, ctx.origin_lbl,
+                ))  # fmt: skip
 
     # ---- cached methods ----
 
@@ -711,6 +766,7 @@ class Proxy:
                     last_modified=lower.get("last-modified", stale.meta.last_modified),
                 )
                 refreshed = self.store.refresh(stale, meta)
+                ctx.origin_done()
                 response.release()
                 response = None
                 fill.head.set_result(FillHead("object", obj=refreshed, result="RefreshHit"))
@@ -791,6 +847,7 @@ class Proxy:
                         writer.write(tail)
                     await fill.publish(tail)
             ctx.stats.origin_bytes += received
+            ctx.origin_done()
             self.agent.stats.count_origin_bytes(ctx.dist.id, received)
             response.release()
             response = None
@@ -841,6 +898,9 @@ class Proxy:
         targets = behavior.origins
         query = policy.origin_query(behavior, ctx.req.query) if query is None else query
         last_error: OriginError | None = None
+        began = time.monotonic()
+        if not ctx.origin_began:
+            ctx.origin_began = began
         for index, origin in enumerate(targets):
             final = index == len(targets) - 1
             headers = self._origin_request_headers(ctx, origin, method) + extra
@@ -859,6 +919,7 @@ class Proxy:
                 log.info("failover from %s: status %d", origin.id, response.status)
                 response.release()
                 continue
+            ctx.origin_fbl = time.monotonic() - began
             return response
         assert last_error is not None
         raise last_error
@@ -901,6 +962,7 @@ class Proxy:
                     ctx.stats.origin_bytes += len(chunk)
                     self.agent.stats.count_origin_bytes(ctx.dist.id, len(chunk))
                     await writer.send(chunk)
+                ctx.origin_done()
             writer.finish()
         finally:
             response.release()
@@ -961,6 +1023,8 @@ class Proxy:
                 head = obj.head = self._object_head(obj, "Hit")
             ctx.stats.count_status(meta.status)
             ctx.status = meta.status
+            ctx.result = result
+            ctx.content_type = meta.content_type
             tail = b"Age: %d\r\nX-Request-Id: %s\r\n\r\n" % (age, req.request_id.encode("latin-1"))
             if not ctx.conn.keep_alive(req):
                 tail = b"Connection: close\r\n" + tail
@@ -1076,7 +1140,7 @@ class Proxy:
         lines = [
             f"HTTP/1.1 {status} {reason(status)}\r\n",
             f"Date: {DATE.now()}\r\n",
-            "Content-Type: text/plain; charset=utf-8\r\n",
+            f"Content-Type: {SIMPLE_CONTENT_TYPE}\r\n",
             f"Content-Length: {len(body)}\r\n",
             "Cache-Control: no-store\r\n",
             f"X-Request-Id: {req.request_id}\r\n",
@@ -1124,12 +1188,17 @@ class Proxy:
         chunked = False
         lines = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
         via = ""
+        ctx.content_type = None
         for name, value in headers:
             lname = name.lower()
             if lname == "via":
                 via = value
             elif lname not in _NOT_STORED:
                 lines.append(f"{name}: {value}\r\n")
+                if lname == "content-type":
+                    ctx.content_type = value
+                elif lname == "content-range":
+                    ctx.content_range = value
         if no_body or status in (204, 304) or (status < 200):
             pass
         elif length is not None:
@@ -1147,6 +1216,7 @@ class Proxy:
         head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.location_line + b"\r\n"
         ctx.stats.count_status(status)
         ctx.status = status
+        ctx.result = result
         ctx.started = True
         return ResponseWriter(ctx, chunked, head)
 

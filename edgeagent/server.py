@@ -55,7 +55,13 @@ class Application(Protocol):
     closing: bool
 
     def hit(
-        self, method: str, target: str, headers: dict[str, str], conn: HttpConnection, keep_alive: bool = True
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        conn: HttpConnection,
+        keep_alive: bool = True,
+        version: str = "1.1",
     ) -> bool: ...
 
     def reject(self, request: Request, conn: HttpConnection) -> None: ...
@@ -466,7 +472,7 @@ class HttpConnection(asyncio.Protocol):
             self.response_done(request)
             return
         if not request.has_body and self.app.hit(
-            request.method, request.target, request.headers, self, request.keep_alive
+            request.method, request.target, request.headers, self, request.keep_alive, request.version
         ):
             self.response_done(request)
             return
