@@ -253,9 +253,25 @@ CELERY_BEAT_SCHEDULE = {
     "stats-prune": {"task": "distributions.tasks.stats_prune", "schedule": 3600.0},
 }
 
+# ---- Logging ----
+# The log is for people: state changes (edge up or down, versions, invalidations, errors)
+# at INFO; what repeats every few seconds (request lines, heartbeats, fleet ticks, Celery's
+# per-task and per-schedule lines) only with LOG_LEVEL=DEBUG, errors always.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+_ROUTINE_LEVEL = "DEBUG" if LOG_LEVEL == "DEBUG" else ("WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},  # Django's own console handler would print twice
+        "django.server": {"handlers": ["console"], "level": _ROUTINE_LEVEL, "propagate": False},
+        "celery.worker.strategy": {"level": _ROUTINE_LEVEL},
+        "celery.app.trace": {"level": _ROUTINE_LEVEL},
+        "celery.beat": {"level": _ROUTINE_LEVEL},
+    },
 }

@@ -342,12 +342,15 @@ def invalidations_check_complete(seqs: Iterable[int] | None = None) -> int:
     pending = Invalidation.objects.filter(status="InProgress")
     if seqs is not None:
         pending = pending.filter(seq__in=list(seqs))
-    done = [
-        inv.seq for inv in pending.prefetch_related("acks")
+    done = {
+        inv.seq: inv.id for inv in pending.prefetch_related("acks")
         if set(healthy) <= {ack.edge_id for ack in inv.acks.all()}
-    ]
-    return Invalidation.objects.filter(seq__in=done, status="InProgress").update(status="Completed",
-                                                                               completed_at=timezone.now())
+    }
+    completed = Invalidation.objects.filter(seq__in=list(done), status="InProgress").update(
+        status="Completed", completed_at=timezone.now())
+    if completed:
+        log.info("invalidation %s completed on every healthy edge", ", ".join(done.values()))
+    return completed
 
 
 def fleet_check_health() -> list[str]:

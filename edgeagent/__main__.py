@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if settings.log_level != "DEBUG":  # httpx logs every heartbeat and stats post at INFO
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def run() -> None:
         await Agent(settings).run()

@@ -160,7 +160,7 @@ class ControlPlaneLink:
                 log.warning("control plane unreachable (%s: %s); serving version %d, retrying",
                             type(exc).__name__, exc, self.agent.version)  # fmt: skip
             else:
-                log.info("control plane still unreachable (%s); next try in about %.1fs", exc, self.next_delay())
+                log.debug("control plane still unreachable (%s); next try in about %.1fs", exc, self.next_delay())
             self.connected = False
             return False
         if not self.connected:

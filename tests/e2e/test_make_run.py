@@ -1,91 +1,22 @@
-"""Issue 5's smoke test: `make run` on a temporary state directory and free ports, used the
-way a newcomer would: follow the printed curl commands, invalidate, stop with Ctrl-C."""
+"""`make run` on a temporary state directory and free ports, used the way a newcomer would:
+follow the printed curl commands, invalidate, stop with Ctrl-C; and supervised the way an
+operator expects: a process that dies comes back while the others keep running and serving."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import stat
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from .cluster import ROOT, Cluster, free_port, wait_for
+from .cluster import wait_for
+from .makerun import READY, MakeRun, Viewers, alive, processes_using
 
-READY = "make run: ready"
-
-
-def processes_using(state: Path) -> list[int]:
-    """Every live process started with this state directory in its environment."""
-    marker = f"CDN_VAR_DIR={state}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                status = (entry / "status").read_text()
-                if "State:\tZ" not in status:
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-class MakeRun:
-    def __init__(self, state: Path, env: dict[str, str]) -> None:
-        self.state = state
-        self.output: list[str] = []
-        self.process = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "\n".join(self.output)
-
-    def interrupt(self, timeout: float = 30) -> int:
-        os.killpg(self.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        return self.process.wait(timeout)
-
-
-@pytest.fixture
-def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Free ports, and the same database and broker handling as the end-to-end cluster (a fresh
-    PostgreSQL database and a Redis db of its own when CI points at the real services)."""
-    cluster = Cluster(tmp_path)
-    env = dict(cluster.env)
-    env.pop("DEBUG", None)  # make run's own default
-    env.update(CDN_WEB_PORT=str(free_port()), CDN_ORIGIN_PORT=str(free_port()))
-    base = free_port()
-    while not all(_free(base + i) and _free(base + 100 + i) for i in range(3)):
-        base = free_port()
-    env.update(CDN_EDGE_PORT=str(base), CDN_EDGE_ADMIN_PORT=str(base + 100))
-    try:
-        yield env
-    finally:
-        for pid in processes_using(tmp_path / "var"):
-            os.kill(pid, signal.SIGKILL)
-        cluster.close()
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+PROCESSES = {"web", "worker", "beat", "origin", "edge-fra", "edge-iad", "edge-sin"}
 
 
 def curl(command: str) -> str:
@@ -94,13 +25,19 @@ def curl(command: str) -> str:
     return result.stdout
 
 
+def demo(text: str) -> tuple[str, list[int]]:
+    """The demo distribution's host name and the three viewer ports, as the banner prints them."""
+    domain = re.search(r"Host: ([a-z0-9.]+)'", text).group(1)  # type: ignore[union-attr]
+    ports = [int(p) for p in re.findall(r"viewers http://127\.0\.0\.1:(\d+)/", text)]
+    assert len(ports) == 3
+    return domain, ports
+
+
 def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, run_env: dict[str, str]) -> None:
     env = run_env
     run = MakeRun(Path(env["CDN_VAR_DIR"]), env)
     try:
-        wait_for("the readiness line", lambda: READY in run.text() or run.process.poll() is not None, 180, 0.5)
-        assert READY in run.text(), run.text()[-5000:]
-        text = run.text()
+        text = run.wait_ready()
         token = re.search(r"token: (\w+)", text).group(1)  # type: ignore[union-attr]
         assert re.search(r"Dashboard: +http://127\.0\.0\.1:\d+/admin/ +user: admin +password: \S+", text)
         curls = [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
@@ -110,9 +47,7 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
         assert curl(cache_curls[1]).strip().lower().startswith("x-cache: hit")
         edges_answer = curl(next(c for c in curls if "/edges/" in c))
         assert edges_answer.count('"healthy":true') == 3
-        domain = re.search(r"Host: ([a-z0-9.]+)'", cache_curls[0]).group(1)  # type: ignore[union-attr]
-        ports = [int(p) for p in re.findall(r"viewers http://127\.0\.0\.1:(\d+)/", text)]
-        assert len(ports) == 3
+        domain, ports = demo(text)
         for port in ports:
             answers = [httpx.get(f"http://127.0.0.1:{port}/index.html", headers={"Host": domain}, timeout=10)
                        for _ in range(2)]
@@ -133,23 +68,103 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
 
         started = processes_using(tmp_path / "var")
         assert len(started) >= 7  # web, worker, beat, origin and three edges (and their children)
-        assert run.interrupt() is not None
+        assert set(run.pids()) == PROCESSES
+        assert not run.restarts(), run.restarts()
+        run.interrupt()
         wait_for("every process to stop", lambda: not processes_using(tmp_path / "var"), 20)
+        assert run.output[-1] == "make run: stopped", run.text()[-2000:]
     finally:
-        if run.process.poll() is None:
-            os.killpg(run.process.pid, signal.SIGKILL)
+        run.kill()
 
 
-def test_a_second_make_run_reuses_the_state(tmp_path: Path, run_env: dict[str, str]) -> None:
+def test_the_banner_is_also_in_ready_txt_readable_only_by_its_owner(tmp_path: Path, run_env: dict[str, str]) -> None:
+    run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
+    ready = tmp_path / "var" / "ready.txt"
+    try:
+        text = run.wait_ready()
+        banner = ready.read_text()
+        assert "The local CDN is ready." in banner
+        assert banner.strip() in text
+        assert stat.S_IMODE(ready.stat().st_mode) == 0o600
+        run.interrupt()
+        assert not ready.exists()  # a stopped cluster has no readiness banner
+    finally:
+        run.kill()
+
+
+def test_a_second_make_run_reuses_the_state_and_the_edges_caches(tmp_path: Path, run_env: dict[str, str]) -> None:
     passwords: list[str] = []
+    caches: list[str] = []
     for _ in range(2):
         run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
         try:
-            wait_for("the readiness line", lambda: READY in run.text() or run.process.poll() is not None, 180, 0.5)
-            assert READY in run.text(), run.text()[-5000:]
-            passwords.append(re.search(r"password: (\S+)", run.text()).group(1))  # type: ignore[union-attr]
+            text = run.wait_ready()
+            passwords.append(re.search(r"password: (\S+)", text).group(1))  # type: ignore[union-attr]
+            assert "after a fresh" in text  # the banner does not promise a Miss a warm cache would not give
+            domain, ports = demo(text)
+            answer = httpx.get(f"http://127.0.0.1:{ports[0]}/index.html", headers={"Host": domain}, timeout=10)
+            caches.append(answer.headers["x-cache"].split(" from ")[0])
         finally:
             run.interrupt()
         wait_for("every process to stop", lambda: not processes_using(tmp_path / "var"), 20)
     assert passwords[0] == passwords[1]
     assert (tmp_path / "var" / "credentials.json").exists()
+    assert caches == ["Miss", "Hit"]  # the disk cache outlived the restart (index.html: max-age=60)
+
+
+def test_a_killed_worker_is_restarted_while_the_others_keep_running_and_edges_keep_serving(
+        run_env: dict[str, str]) -> None:
+    run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
+    try:
+        domain, ports = demo(run.wait_ready())
+        before = run.pids()
+        with Viewers(ports, domain) as viewers:
+            os.kill(before["worker"], signal.SIGKILL)
+            wait_for("the worker to be restarted", lambda: run.pids()["worker"] != before["worker"], 30)
+            wait_for("a few more viewer requests", lambda: len(viewers.results) >= 60, 30)
+        after = run.pids()
+        assert "make run: worker was killed by SIGKILL; restarting in 0.5s (restart 1)" in run.output
+        assert alive(after["worker"])
+        assert {n: p for n, p in after.items() if n != "worker"} == {n: p for n, p in before.items() if n != "worker"}
+        assert all(alive(pid) for pid in after.values())
+        assert len(run.restarts()) == 1, run.restarts()
+        assert viewers.results and not viewers.failures(), viewers.failures()[:5]
+    finally:
+        run.interrupt()
+        run.kill()
+
+
+def test_a_killed_edge_is_restarted_while_the_other_edges_keep_serving(run_env: dict[str, str]) -> None:
+    run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
+    try:
+        domain, ports = demo(run.wait_ready())
+        before = run.pids()
+        with Viewers(ports[:2], domain) as viewers:
+            os.kill(before["edge-sin"], signal.SIGKILL)
+            wait_for("edge-sin to be restarted", lambda: run.pids()["edge-sin"] != before["edge-sin"], 30)
+            wait_for("edge-sin to serve again", lambda: httpx.get(
+                f"http://127.0.0.1:{ports[2]}/index.html", headers={"Host": domain}, timeout=2).status_code == 200, 30)
+        after = run.pids()
+        assert "make run: edge-sin was killed by SIGKILL; restarting in 0.5s (restart 1)" in run.output
+        assert {n: p for n, p in after.items() if n != "edge-sin"} == {n: p for n, p in before.items() if n != "edge-sin"}
+        assert all(alive(pid) for pid in after.values())
+        assert viewers.results and not viewers.failures(), viewers.failures()[:5]
+    finally:
+        run.interrupt()
+        run.kill()
+
+
+def test_sigterm_to_make_run_stops_every_process_and_leaves_none_behind(tmp_path: Path,
+                                                                        run_env: dict[str, str]) -> None:
+    run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
+    try:
+        run.wait_ready()
+        assert len(processes_using(tmp_path / "var")) >= 7
+        os.kill(run.process.pid, signal.SIGTERM)  # make itself, as a service manager would
+        run.process.wait(30)
+        wait_for("every process to stop", lambda: not processes_using(tmp_path / "var"), 20)
+        assert "make run: SIGTERM: stopping every process" in run.output, run.text()[-2000:]
+        assert run.output[-1] == "make run: stopped", run.text()[-2000:]
+        assert not run.restarts(), run.restarts()
+    finally:
+        run.kill()
