@@ -146,6 +146,11 @@ class Transport(filesystem.Transport):
     driver_type = SCHEME
     driver_name = SCHEME
 
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        # A folder has no host: with the virtual default ('localhost') kombu warns on every connect.
+        return {"port": self.default_port, "hostname": ""}
+
 
 def register() -> None:
     """Let kombu resolve `atomicfs://`: it looks the scheme up in its aliases when a connection opens."""

@@ -17,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from controlplane import broker
 
+from controlplane import broker
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -224,7 +226,7 @@ LOGIN_URL = "rest_framework:login"  # any active user (the admin's login admits 
 # under var/broker/. Its folders are made by the first process that connects, not here, so
 # importing settings (collectstatic in an image build) creates nothing for another broker.
 _broker_dir = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"{broker.SCHEME}://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or f"{broker.SCHEME}://"  # set but empty: the default too
 _broker_scheme = CELERY_BROKER_URL.split("://", 1)[0]
 if _broker_scheme == broker.SCHEME:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
