@@ -62,6 +62,18 @@ def edge_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+@pytest.fixture(scope="module")
+def controlplane_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("controlplane-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+    result = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", f"{wheel}[controlplane]"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return venv
+
+
 def _pins(path: Path) -> dict[str, str]:
     """Package name -> pinned line of one requirements file, following its -r includes."""
     pins: dict[str, str] = {}
@@ -148,3 +160,27 @@ def test_the_installed_cdn_edge_serves_and_stops_cleanly_on_sigterm(edge_venv: P
             process.wait(10)
     output = process.stdout.read().decode() if process.stdout else ""
     assert "edge ready" in output and "stopped" in output, output
+
+
+def test_a_controlplane_install_migrates_and_serves_the_api_and_static_files(controlplane_venv: Path,
+                                                                             tmp_path: Path) -> None:
+    bin_dir = controlplane_venv / "bin"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+           "CDN_VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "packaging-test-only",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'controlplane.sqlite3'}"}
+    migrate = subprocess.run([str(bin_dir / "django-admin"), "migrate", "--noinput"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert migrate.returncode == 0, migrate.stderr
+    assert "Applying distributions.0001_initial... OK" in migrate.stdout
+    port = free_port()
+    web = subprocess.Popen([str(bin_dir / "gunicorn"), "controlplane.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                            "--workers", "1"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    try:
+        api = wait_for("gunicorn", lambda: httpx.get(f"http://127.0.0.1:{port}/api/v1/", timeout=2), timeout=30)
+        assert api.status_code in (401, 403)
+        css = httpx.get(f"http://127.0.0.1:{port}/static/rest_framework/css/bootstrap.min.css", timeout=10)
+        assert css.status_code == 200 and len(css.content) > 10_000
+    finally:
+        web.terminate()
+        web.wait(30)

@@ -23,6 +23,7 @@ from edgeagent.cli import parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = sorted((ROOT / "deploy").glob("*.service"))
+CONTROL_PLANE_UNITS = ("cdn-migrate.service", "cdn-controlplane.service", "cdn-worker.service", "cdn-beat.service")
 SYSTEM_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
 
 
@@ -63,8 +64,7 @@ def _verify(units: list[Path], root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_deploy_ships_the_edge_and_control_plane_units() -> None:
-    assert {u.name for u in UNITS} >= {"cdn-edge.service", "cdn-controlplane.service", "cdn-worker.service",
-                                       "cdn-beat.service"}
+    assert {u.name for u in UNITS} >= {"cdn-edge.service", *CONTROL_PLANE_UNITS}
 
 
 def test_systemd_analyze_verify_accepts_every_unit_without_a_warning(tmp_path: Path) -> None:
@@ -104,10 +104,17 @@ def test_systemd_waits_longer_than_the_edge_drains_before_it_kills() -> None:
 
 
 def test_the_control_plane_units_read_the_secret_key_from_a_credential() -> None:
-    for name in ("cdn-controlplane.service", "cdn-worker.service", "cdn-beat.service"):
+    for name in CONTROL_PLANE_UNITS:
         unit = _settings(ROOT / "deploy" / name)
         credential, source = unit["LoadCredential"][0].split(":", 1)
         assert source == "/etc/cdn/secret_key", name
         assert f"SECRET_KEY_FILE=%d/{credential}" in unit["Environment"], name
         assert "CDN_VAR_DIR=/var/lib/cdn" in unit["Environment"] and unit["ReadWritePaths"] == ["/var/lib/cdn"], name
         assert unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"], name
+
+
+def test_migrations_run_before_the_new_control_plane_starts() -> None:
+    migrate = _settings(ROOT / "deploy/cdn-migrate.service")
+    assert migrate["Type"] == ["oneshot"]
+    assert shlex.split(migrate["ExecStart"][0])[1:] == ["migrate", "--noinput"]
+    assert set(migrate["Before"][0].split()) == set(CONTROL_PLANE_UNITS) - {"cdn-migrate.service"}
