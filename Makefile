@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test soak venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m mypy edgeagent
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
+
+# The soak test for 30 minutes (make test runs it for 3), its summary printed at the end.
+SOAK_SECONDS ?= 1800
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) DEBUG=true $(PY) -m pytest tests/e2e/test_soak.py -m soak -q -s
 
 clean:
 	rm -rf $(VENV) var
