@@ -275,5 +275,6 @@ LOGGING = {
         "celery.worker.strategy": {"level": _ROUTINE_LEVEL},
         "celery.app.trace": {"level": _ROUTINE_LEVEL},
         "celery.beat": {"level": _ROUTINE_LEVEL},
+        "httpx": {"level": _ROUTINE_LEVEL},  # the worker's pushes: a line per edge per push
     },
 }

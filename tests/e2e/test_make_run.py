@@ -4,14 +4,19 @@ operator expects: a process that dies comes back while the others keep running a
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
 import stat
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import httpx
+
+from controlplane.run import Stage, Supervisor, restart_delay
 
 from .cluster import wait_for
 from .makerun import READY, MakeRun, Viewers, alive, processes_using
@@ -65,6 +70,13 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
         for port in ports:
             answer = httpx.get(f"http://127.0.0.1:{port}/index.html", headers={"Host": domain}, timeout=10)
             assert answer.headers["x-cache"].startswith("Miss")
+
+        invalidation_id = made.json()["id"]
+        wait_for("the completion in the log", lambda: f"invalidation {invalidation_id} completed" in run.text(), 10)
+        log = run.text()
+        assert "control plane unreachable" not in log  # the edges started once it answered
+        for routine in ('"GET /api/v1/', "HTTP Request:", "Task distributions.tasks", "Sending due task"):
+            assert routine not in log, routine  # request lines, heartbeats, fleet ticks: DEBUG only
 
         started = processes_using(tmp_path / "var")
         assert len(started) >= 7  # web, worker, beat, origin and three edges (and their children)
@@ -168,3 +180,34 @@ def test_sigterm_to_make_run_stops_every_process_and_leaves_none_behind(tmp_path
         assert not run.restarts(), run.restarts()
     finally:
         run.kill()
+
+
+def test_the_restart_delay_doubles_from_half_a_second_up_to_thirty() -> None:
+    assert [restart_delay(n) for n in range(9)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+
+
+def test_a_crash_looping_process_backs_off_while_the_others_keep_running() -> None:
+    out = io.StringIO()
+    supervisor = Supervisor(out, colour=False)
+    supervisor.add("crasher", [sys.executable, "-c", "print('about to fail'); raise SystemExit(3)"], dict(os.environ))
+    supervisor.add("steady", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                   dict(os.environ))
+    runner = threading.Thread(target=supervisor.run, args=([Stage(["crasher", "steady"])],))
+    runner.start()
+    try:
+        wait_for("the third restart", lambda: "(restart 3)" in out.getvalue(), 20)
+    finally:
+        supervisor.stopping.set()
+        runner.join(30)
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if "restarting" in line][:3] == [
+        "make run: crasher exited with code 3; restarting in 0.5s (restart 1)",
+        "make run: crasher exited with code 3; restarting in 1.0s (restart 2)",
+        "make run: crasher exited with code 3; restarting in 2.0s (restart 3)",
+    ]
+    assert "crasher | about to fail" in lines
+    assert len([line for line in lines if line.startswith("make run: steady started")]) == 1
+    assert "steady  | up" in lines
+    assert not runner.is_alive() and lines[-1] == "make run: stopped"
+    assert supervisor.children["steady"].process is not None
+    assert supervisor.children["steady"].process.returncode == -signal.SIGTERM
