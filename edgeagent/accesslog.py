@@ -1,12 +1,13 @@
 """Access log: one JSON line per viewer request, named after CloudFront's standard log fields.
 
-The request path pays for an append of one tuple to a bounded deque and nothing else: no
-formatting, no syscall, no lock. A writer thread wakes every `FLUSH_SECONDS`, turns what
-waits into JSON lines (msgspec, in C), appends them to the file, rotates it by size, and
-keeps the most recent lines of each distribution in memory for the admin API's tail.
-When the deque is full the request is not logged but counted, so a slow disk can never
-slow a response or grow the process. The thread only ever touches the file and its own
-rings; the deque is the one thing both sides share, and its append and popleft are atomic.
+The request path builds one `Line` (a msgspec Struct: constructed in C, not tracked by the
+garbage collector) from values it already holds and appends it to a bounded deque and to
+its distribution's tail ring: no formatting, no syscall, no lock. A writer thread wakes
+every `FLUSH_SECONDS`, encodes what waits into JSON lines in one C call, appends them to
+the file and rotates it by size. When the deque is full the line is dropped and counted,
+so a slow disk can never slow a response or grow the process. The deque is the one thing
+both threads share (its append and popleft are atomic); the tail rings belong to the event
+loop alone, which also serves the admin API that reads them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
@@ -27,24 +27,15 @@ FLUSH_SECONDS = 0.2
 TAIL_RECORDS = 1000  # lines kept per distribution for GET /logs/tail, the most it returns
 SIMPLE_CONTENT_TYPE = "text/plain; charset=utf-8"  # the edge's own short answers (errors, redirects)
 
-# One request as the proxy appends it, in this order:
-# (unix time, distribution id or None, client IP, method, target (path?query), request headers
-# (the parsed dict, lowercased names), HTTP version ("1.1"), status (0: the viewer left first),
-# body bytes sent, X-Cache result ("Hit", "RefreshHit", "Miss", "Error", "Redirect"),
-# request id (a str, or the int counter of the fast path, formatted here), seconds taken,
-# response Content-Type, response Content-Range, origin first-byte and last-byte seconds).
-Entry = tuple[
-    float, str | None, str, str, str, dict[str, str], str, int, int, str, str | int, float,
-    str | None, str | None, float | None, float | None,
-]  # fmt: skip
 
-_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+class Line(msgspec.Struct, omit_defaults=True, gc=False):
+    """A log line; fields with no value are left out of the JSON (CloudFront writes `-`).
 
+    Built positionally on the request path, so the field order is part of the contract
+    with `proxy.py`; docs/edge-agent.md maps each field to CloudFront's.
+    """
 
-class Line(msgspec.Struct, omit_defaults=True):
-    """A log line; fields with no value are left out of the JSON (CloudFront writes `-`)."""
-
-    timestamp: str
+    timestamp: float
     distribution_id: str | None = msgspec.field(name="distribution-id")
     x_edge_location: str = msgspec.field(name="x-edge-location")
     c_ip: str = msgspec.field(name="c-ip")
@@ -70,7 +61,16 @@ class Line(msgspec.Struct, omit_defaults=True):
     origin_lbl: float | None = msgspec.field(default=None, name="origin-lbl")
 
 
-def _range_bounds(content_range: str | None) -> tuple[int | None, int | None]:
+def result_type(status: int, response_result: str) -> str:
+    """x-edge-result-type: CloudFront calls every 4xx/5xx answer (and a viewer gone first) an Error."""
+    return "Error" if status >= 400 or status == 0 else response_result
+
+
+def protocol_version(version: str) -> str:
+    return "HTTP/1.1" if version == "1.1" else "HTTP/" + version
+
+
+def range_bounds(content_range: str | None) -> tuple[int | None, int | None]:
     """`bytes 0-99/1000` -> (0, 99); anything else (multipart, `bytes */1000`) -> no bounds."""
     if not content_range or not content_range.startswith("bytes "):
         return None, None
@@ -88,7 +88,6 @@ class AccessLog:
         self,
         path: Path,
         pop: str,
-        request_id_prefix: str,
         max_bytes: int,
         max_files: int,
         buffer_records: int,
@@ -97,33 +96,39 @@ class AccessLog:
     ) -> None:
         self.path = path
         self.pop = pop
-        self.request_id_prefix = request_id_prefix
         self.max_bytes = max(1, max_bytes)
         self.max_files = max(1, max_files)
         self.cookies = cookies
         self.trust_forwarded_proto = trust_forwarded_proto
         # Appended by the event loop, popped by the writer thread.
-        self.pending: deque[Entry] = deque()
+        self.pending: deque[Line] = deque()
         self.capacity = max(1, buffer_records)
         self.dropped = 0  # buffer full (event loop thread only)
         self.failed = 0  # lines lost to a write error (writer thread only)
         self.written = 0
-        self._tails: dict[str, deque[bytes]] = {}
-        self._tails_lock = threading.Lock()
-        self._encoder = msgspec.json.Encoder()
+        self._tails: dict[str, deque[Line]] = {}
+        self._encoder = msgspec.json.Encoder()  # writer thread
+        self._tail_encoder = msgspec.json.Encoder()  # event loop
         self._file: BinaryIO | None = None
         self._size = 0
-        self._second = -1
-        self._second_text = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ---- the request side ----
 
-    def add(self, entry: Entry) -> None:
-        """For the slow path; the fast path inlines the same two lines."""
+    def ring(self, distribution_id: str) -> deque[Line]:
+        """The distribution's tail ring; the fast path keeps it next to its routing memo."""
+        tail = self._tails.get(distribution_id)
+        if tail is None:
+            tail = self._tails[distribution_id] = deque(maxlen=TAIL_RECORDS)
+        return tail
+
+    def add(self, line: Line) -> None:
+        """For the slow path; the fast path inlines the same lines."""
+        if line.distribution_id is not None:
+            self.ring(line.distribution_id).append(line)
         if len(self.pending) < self.capacity:
-            self.pending.append(entry)
+            self.pending.append(line)
         else:
             self.dropped += 1
 
@@ -131,14 +136,13 @@ class AccessLog:
     def lost(self) -> int:
         return self.dropped + self.failed
 
-    def tail(self, distribution_id: str, limit: int) -> list[bytes]:
-        """The distribution's most recent lines, oldest first, at most `limit`."""
-        with self._tails_lock:
-            ring = self._tails.get(distribution_id)
-            if ring is None:
-                return []
-            lines = list(ring)
-        return lines[-limit:] if limit < len(lines) else lines
+    def tail(self, distribution_id: str, limit: int) -> bytes:
+        """The distribution's most recent lines as NDJSON, oldest first, at most `limit`."""
+        ring = self._tails.get(distribution_id)
+        if not ring:
+            return b""
+        lines = list(ring)
+        return self._tail_encoder.encode_lines(lines[-limit:] if limit < len(lines) else lines)
 
     # ---- lifecycle ----
 
@@ -166,71 +170,13 @@ class AccessLog:
     # ---- the writer side ----
 
     def flush(self) -> None:
-        """Format and write everything waiting; runs in the writer thread."""
+        """Encode and write everything waiting; runs in the writer thread."""
         pending = self.pending
         count = len(pending)
         if not count:
             return
         popleft = pending.popleft
-        entries = [popleft() for _ in range(count)]
-        lines = self._format(entries)
-        blob = self._encoder.encode_lines(lines)
-        self._write(blob, count)
-        split = blob.split(b"\n")
-        with self._tails_lock:
-            tails = self._tails
-            for entry, line in zip(entries, split):
-                dist = entry[1]
-                if dist is None:
-                    continue
-                ring = tails.get(dist)
-                if ring is None:
-                    ring = tails[dist] = deque(maxlen=TAIL_RECORDS)
-                ring.append(line)
-
-    def _format(self, entries: list[Entry]) -> list[Line]:
-        pop = self.pop
-        prefix = self.request_id_prefix
-        cookies = self.cookies
-        trust_proto = self.trust_forwarded_proto
-        versions = _VERSIONS
-        out: list[Line] = []
-        append = out.append
-        for (now, dist, ip, method, target, headers, version, status, sent, result, rid, taken, ctype, crange,
-             fbl, lbl) in entries:  # fmt: skip
-            second = int(now)
-            if second != self._second:
-                self._second = second
-                self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            path, _, query = target.partition("?")
-            first, last = _range_bounds(crange) if crange else (None, None)
-            append(Line(
-                "%s.%03dZ" % (self._second_text, (now - second) * 1000),
-                dist,
-                pop,
-                ip,
-                method,
-                headers.get("host", ""),
-                path,
-                status,
-                sent,
-                "Error" if status >= 400 or status == 0 else result,
-                result,
-                rid if isinstance(rid, str) else "%s-%x" % (prefix, rid),
-                "https" if trust_proto and headers.get("x-forwarded-proto", "").lower() == "https" else "http",
-                versions.get(version) or "HTTP/" + version,
-                round(taken, 3),
-                query or None,
-                headers.get("referer"),
-                headers.get("user-agent"),
-                headers.get("cookie") if cookies else None,
-                ctype,
-                first,
-                last,
-                None if fbl is None else round(fbl, 3),
-                None if lbl is None else round(lbl, 3),
-            ))  # fmt: skip
-        return out
+        self._write(self._encoder.encode_lines([popleft() for _ in range(count)]), count)
 
     def _open(self) -> None:
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across flushes

@@ -51,7 +51,7 @@ class AdminTarget(Protocol):
 
     def metrics_text(self) -> str: ...
 
-    def access_log_tail(self, distribution_id: str, limit: int) -> list[bytes] | None: ...
+    def access_log_tail(self, distribution_id: str, limit: int) -> bytes | None: ...
 
 
 def signing_key(token: str) -> bytes:
@@ -177,10 +177,9 @@ def build_app(target: AdminTarget, token: str | None) -> web.Application:
         raw_limit = request.query.get("limit", "100")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= TAIL_RECORDS:
             return _json(400, {"error": f"limit: must be an integer from 1 to {TAIL_RECORDS}"})
-        lines = target.access_log_tail(distribution_id, int(raw_limit))
-        if lines is None:
+        body = target.access_log_tail(distribution_id, int(raw_limit))
+        if body is None:
             return _json(404, {"error": "the access log is off on this edge"})
-        body = b"".join(line + b"\n" for line in lines)
         return web.Response(body=body, headers={"Content-Type": "application/x-ndjson"})
 
     app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)

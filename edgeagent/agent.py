@@ -27,7 +27,7 @@ from .files import write_atomically
 from .link import ControlPlaneLink
 from .origin import OriginClient
 from .proxy import Proxy
-from .server import REQUEST_IDS, start_server
+from .server import start_server
 from .stats import StatsBuffer, StatsCollector
 from .store import Store
 
@@ -64,7 +64,7 @@ class Agent:
         self.access_log: AccessLog | None = None
         if settings.access_log is not None:
             self.access_log = AccessLog(
-                settings.access_log, settings.pop, REQUEST_IDS.prefix, settings.access_log_max_bytes,
+                settings.access_log, settings.pop, settings.access_log_max_bytes,
                 settings.access_log_files, settings.access_log_buffer, settings.access_log_cookies,
                 settings.trust_forwarded_proto,
             )  # fmt: skip
@@ -163,8 +163,8 @@ class Agent:
 
     # ---- metrics and logs ----
 
-    def access_log_tail(self, distribution_id: str, limit: int) -> list[bytes] | None:
-        """The distribution's most recent access log lines; None when the log is off."""
+    def access_log_tail(self, distribution_id: str, limit: int) -> bytes | None:
+        """The distribution's most recent access log lines as NDJSON; None when the log is off."""
         if self.access_log is None:
             return None
         return self.access_log.tail(distribution_id, limit)

@@ -6,7 +6,6 @@ import json
 import re
 import socket
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,7 @@ def test_a_miss_then_a_hit_write_two_lines_with_cloudfront_field_names(edge: Edg
         assert line["cs-protocol-version"] == "HTTP/1.1"
         assert line["sc-content-type"] == "text/plain"
         assert 0 <= line["time-taken"] < 5
-        assert datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).tzinfo is not None
+        assert abs(line["timestamp"] - time.time()) < 60  # Unix seconds, as CloudFront's real-time logs
         assert "cs(Cookie)" not in line  # off by default: personal data
     assert (first["x-edge-result-type"], second["x-edge-result-type"]) == ("Miss", "Hit")
     assert 0 <= first["origin-fbl"] <= first["origin-lbl"] < 5
