@@ -1,5 +1,8 @@
 """Edge agent vs nginx proxy_cache vs Varnish, side by side in one run, in front of one demo origin.
 
+The edge runs twice: as operators run it (access log on) and with `--access-log off`, so the
+log's cost per request is measured in the same interleaved run.
+
     python -m bench.run            # full: 3 runs x 10 s per server per case, medians
     python -m bench.run --quick    # smoke: 1 run x 2 s (what CI runs)
 
@@ -13,6 +16,7 @@ speed is reported, not asserted).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
@@ -34,7 +39,7 @@ from bench import servers as srv
 
 RESULTS = srv.ROOT / "bench" / "results"
 REQUIRED_TOOLS = {"nginx": "nginx", "varnishd": "varnish", "wrk": "wrk"}
-SERVER_ORDER = ("edge", "nginx", "varnish")
+SERVER_ORDER = ("edge", "edge-log-off", "nginx", "varnish")
 CONNECTIONS = 64
 
 
@@ -363,6 +368,25 @@ def target_rows(summary: dict[tuple[str, str], Summary]) -> list[str]:
     return rows
 
 
+ACCESS_LOG_TARGET = 1.10  # the access log may cost at most 10 % more CPU per 1 KiB hit
+
+
+def access_log_rows(summary: dict[tuple[str, str], Summary]) -> list[str]:
+    """CPU per request with the edge's access log on against `--access-log off`, per case."""
+    rows = []
+    for case in CASES:
+        on, off = summary.get(("edge", case.name)), summary.get(("edge-log-off", case.name))
+        if on is None or off is None or not off.cpu_us_per_req:
+            continue
+        ratio = on.cpu_us_per_req / off.cpu_us_per_req
+        met = "" if case.name != "1 KiB hit" else (" (target ≤ +10 %: " + ("met)" if ratio <= ACCESS_LOG_TARGET else "**missed**)"))
+        rows.append(f"| {case.name} | {on.cpu_us_per_req:.1f} | {off.cpu_us_per_req:.1f} | {100 * (ratio - 1):+.1f} %{met} |")
+    if not rows:
+        return []
+    return ["", "## Access log cost (edge)", "", "| case | CPU µs/req, log on | CPU µs/req, log off | difference |",
+            "|---|---:|---:|---:|", *rows]
+
+
 def render(
     summary: dict[tuple[str, str], Summary],
     servers: dict[str, srv.Server],
@@ -402,6 +426,7 @@ def render(
                 f"{s.cpu_us_per_req:.1f} | {ratio} | {s.errors} / {s.timeouts} | {s.origin_requests:,} | {s.origin_cpu_us_per_req:.1f} |"
             )
     lines += ["", "## Targets (edge)", "", "| target | measured | met |", "|---|---|---|", *target_rows(summary)]
+    lines += access_log_rows(summary)
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
@@ -411,7 +436,12 @@ def render(
 
 
 def start_servers(names: list[str], workdir: Path, origin_port: int, notes: list[str]) -> dict[str, srv.Server]:
-    starters = {"edge": srv.start_edge, "nginx": srv.start_nginx, "varnish": srv.start_varnish}
+    starters: dict[str, Callable[[Path, int], srv.Server]] = {
+        "edge": srv.start_edge,
+        "edge-log-off": functools.partial(srv.start_edge, access_log=False),
+        "nginx": srv.start_nginx,
+        "varnish": srv.start_varnish,
+    }
     started: dict[str, srv.Server] = {}
     for name in names:
         try:
@@ -437,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke mode: 1 run of 2 s per server per case")
     parser.add_argument("--runs", type=int, help="runs per server per case (default 3, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per run (default 10, quick 2)")
-    parser.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated subset of edge,nginx,varnish")
+    parser.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated subset of " + ",".join(SERVER_ORDER))
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--profile", action="store_true", help="afterwards, sample the edge with py-spy under load (results/profile-edge.md)")
     args = parser.parse_args(argv)

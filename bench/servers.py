@@ -341,21 +341,26 @@ def edge_document(origin_port: int) -> dict[str, object]:
     }
 
 
-def start_edge(workdir: Path, origin_port: int) -> Server:
-    home = workdir / "edge"
+def start_edge(workdir: Path, origin_port: int, access_log: bool = True) -> Server:
+    """The edge as an operator runs it (access log on, its default), or with `--access-log off`."""
+    name = "edge" if access_log else "edge-log-off"
+    home = workdir / name
     home.mkdir()
     port, admin_port = free_port(), free_port()
     config = home / "config.json"
     document = json.dumps(edge_document(origin_port), sort_keys=True, separators=(",", ":"))
     config.write_text(document)
-    log = workdir / "edge.log"
+    log = workdir / f"{name}.log"
     argv = [
         sys.executable, "-m", "edgeagent", "--name", EDGE_NAME, "--pop", "lab",
         "--listen", f"{LOOPBACK}:{port}", "--admin-listen", f"{LOOPBACK}:{admin_port}",
         "--cache-dir", str(home / "cache"), "--config", str(config),
     ]
+    if not access_log:
+        argv += ["--access-log", "off"]
     proc = spawn(argv, log, cwd=ROOT)
-    server = Server("edge", port, proc, log, "python -m edgeagent, 1 process", {"config.json": document, "argv": " ".join(argv[1:])})
+    describe = "python -m edgeagent, 1 process, " + ("access log on (default)" if access_log else "--access-log off")
+    server = Server(name, port, proc, log, describe, {"config.json": document, "argv": " ".join(argv[1:])})
     wait_until_ready(server, "/bench/1k")
     return server
 
