@@ -16,6 +16,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -98,3 +99,66 @@ def broadcast(targets: list[Target], method: str, path: str, payload: Any) -> li
     if not targets:
         return []
     return asyncio.run(_broadcast(targets, method, path, payload))
+
+
+# ---- Reads from every edge ----
+
+TAIL_TIMEOUT = httpx.Timeout(2.0, connect=0.5)
+
+
+@dataclass(frozen=True)
+class Lines:
+    """One edge's NDJSON answer, parsed; `error` says why there is none."""
+
+    name: str
+    records: list[dict[str, Any]]
+    error: str = ""
+
+
+async def _fetch_lines(client: httpx.AsyncClient, target: Target, path: str) -> Lines:
+    """One signed GET, no retry: a reader would rather list a slow edge than wait for it."""
+    try:
+        response = await client.get(target.url.rstrip("/") + path,
+                                    headers=signed_headers(target.key_hex, "GET", path, b""))
+    except httpx.HTTPError as exc:
+        return Lines(target.name, [], f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if response.status_code != 200:
+        try:
+            detail = str(response.json().get("error", ""))
+        except (ValueError, AttributeError):
+            detail = ""
+        return Lines(target.name, [], detail or f"HTTP {response.status_code}")
+    try:
+        records = [json.loads(line) for line in response.text.splitlines() if line]
+    except ValueError as exc:
+        return Lines(target.name, [], f"unreadable answer: {exc}")
+    return Lines(target.name, [r for r in records if isinstance(r, dict)])
+
+
+async def _gather_lines(targets: list[Target], path: str) -> list[Lines]:
+    async with httpx.AsyncClient(timeout=TAIL_TIMEOUT, verify=_ssl_context()) as client:
+        return list(await asyncio.gather(*(_fetch_lines(client, t, path) for t in targets)))
+
+
+def _timestamp(record: dict[str, Any]) -> float:
+    value = record.get("timestamp")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def recent_requests(targets: list[Target], distribution_id: str, limit: int) -> dict[str, Any]:
+    """The distribution's most recent access log lines from every edge, merged by time.
+
+    Each edge is asked for `limit` lines in parallel; the newest `limit` of all of them are
+    kept, oldest first, each with the `edge` that served it. An edge that does not answer
+    is listed under `errors` rather than failing the whole answer.
+    """
+    path = f"/logs/tail?distribution={quote(distribution_id, safe='')}&limit={limit}"
+    answers = asyncio.run(_gather_lines(targets, path)) if targets else []
+    merged = [dict(record, edge=answer.name) for answer in answers for record in answer.records]
+    merged.sort(key=_timestamp)
+    return {
+        "distribution_id": distribution_id,
+        "edges": sorted(answer.name for answer in answers if not answer.error),
+        "errors": [{"edge": answer.name, "error": answer.error} for answer in answers if answer.error],
+        "records": merged[-limit:],
+    }

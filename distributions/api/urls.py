@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from . import edge_views, views
+from . import edge_views, request_views, views
 
 router = DefaultRouter()
 router.register("distributions", views.DistributionViewSet, basename="distribution")
@@ -27,6 +27,8 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.DocsView.as_view(url_name="schema"), name="docs"),
     path("distributions/<str:distribution_id>/invalidations/", invalidations, name="invalidation-list"),
+    path("distributions/<str:distribution_id>/requests/", request_views.RecentRequestsView.as_view(),
+         name="distribution-requests"),
     path("distributions/<str:distribution_id>/invalidations/<str:id>/", invalidation, name="invalidation-detail"),
     path("", include(router.urls)),
 ]
