@@ -12,9 +12,16 @@ RUN pip install -r requirements.txt
 
 COPY . .
 # Static files for the dashboard, served by whitenoise from the image.
-RUN SECRET_KEY=build-only STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \
+# Every path a service writes (the state dir, the edges' cache volume mount point) is created
+# here and owned by `cdn`: Docker initialises a new named volume from the image's directory,
+# and one made from an absent path is root-owned. collectstatic runs with a throwaway var dir
+# so that nothing it creates lands root-owned in /var/lib/cdn.
+RUN SECRET_KEY=build-only STATIC_ROOT=/app/staticfiles CDN_VAR_DIR=/tmp/build-var \
+        python manage.py collectstatic --noinput \
+    && rm -rf /tmp/build-var \
     && useradd --system --home /var/lib/cdn --create-home cdn \
-    && mkdir -p /var/lib/cdn && chown cdn /var/lib/cdn
+    && mkdir -p /var/lib/cdn /var/cache/edge \
+    && chown -R cdn:cdn /var/lib/cdn /var/cache/edge
 ENV STATIC_ROOT=/app/staticfiles
 USER cdn
 

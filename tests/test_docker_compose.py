@@ -84,3 +84,50 @@ def test_every_command_is_one_the_project_has(resolved: dict[str, Any]) -> None:
             raise AssertionError(f"{name}: unknown command {command}")
         checked += 1
     assert checked == 9
+
+
+def _dockerfile_owned_dirs() -> set[str]:
+    """The directories the image creates and chowns to `cdn` (the lines of its RUN steps)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    owned: set[str] = set()
+    for line in text.splitlines():
+        if "chown" in line and "mkdir -p" in line:
+            made = line.split("mkdir -p", 1)[1].split("&&", 1)[0].split()
+            chowned = line.split("chown", 1)[1].split("&&", 1)[0].split()
+            owned |= set(made) & set(chowned)
+    return owned
+
+
+def test_every_volume_a_service_writes_is_a_directory_the_image_gives_to_cdn(resolved: dict[str, Any]) -> None:
+    owned = _dockerfile_owned_dirs()
+    assert "USER cdn" in (ROOT / "Dockerfile").read_text()
+    checked = 0
+    for name, service in resolved["services"].items():
+        if name in ("postgres", "redis"):
+            continue
+        for volume in service.get("volumes", []):
+            target = volume["target"] if isinstance(volume, dict) else volume.split(":")[1]
+            read_only = volume.get("read_only") if isinstance(volume, dict) else volume.endswith(":ro")
+            if read_only:
+                continue
+            assert target in owned, f"{name}: {target} is not created and chowned to cdn in the Dockerfile"
+            checked += 1
+    assert checked >= 5  # setup, beat and the three edges
+
+
+def test_nothing_the_build_runs_leaves_state_in_the_state_dir() -> None:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    collect = next(line for line in text.splitlines() if "manage.py collectstatic" in line)
+    assert "CDN_VAR_DIR=/tmp/" in collect, "collectstatic imports settings, which create the var dir as root"
+
+
+def test_beat_is_healthy_while_its_scheduler_ticks_not_while_its_schedule_file_is_young(resolved: dict[str, Any]) -> None:
+    beat = resolved["services"]["beat"]
+    command = beat["command"]
+    assert command[command.index("--scheduler") + 1] == "controlplane.beat:LivenessScheduler"
+    schedule = command[command.index("--schedule") + 1]
+    assert beat["healthcheck"]["test"] == ["CMD", "python", "-m", "controlplane.beat", schedule]
+
+
+def test_setup_prints_no_secret_to_the_shared_log(resolved: dict[str, Any]) -> None:
+    assert "--hide-secrets" in resolved["services"]["setup"]["command"]

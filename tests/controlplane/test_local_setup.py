@@ -39,3 +39,20 @@ def test_it_creates_the_admin_three_edges_and_a_demo_once(settings: Any, tmp_pat
     assert EdgeNode.objects.get(name="edge-fra").url == "http://127.0.0.1:9181"
     assert Distribution.objects.get(pk=first["distribution_id"]).origins.get().http_port == 8190
     assert Distribution.objects.count() == 1 and EdgeNode.objects.count() == 3
+
+
+def test_with_hide_secrets_it_prints_where_the_secrets_are_and_never_them(settings: Any, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path
+    out, err = StringIO(), StringIO()
+    call_command("cdn_local_setup", "--edge-admin-ports", "9081,9082,9083", "--origin-port", "8090",
+                 "--tokens-dir", str(tmp_path / "tokens"), "--hide-secrets", stdout=out, stderr=err)
+    printed = out.getvalue() + err.getvalue()
+    credentials = json.loads((tmp_path / "credentials.json").read_text())
+    tokens = json.loads((tmp_path / "edges.json").read_text())
+    assert credentials["password"] and credentials["token"] and len(tokens) == 3
+    for secret in [credentials["password"], credentials["token"], *tokens.values()]:
+        assert secret not in printed
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["edges"] == ["edge-fra", "edge-iad", "edge-sin"]
+    assert summary["tokens_file"] == str(tmp_path / "edges.json")
+    assert (tmp_path / "tokens" / "edge-fra").read_text().strip() == tokens["edge-fra"]

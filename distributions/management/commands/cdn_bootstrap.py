@@ -1,5 +1,8 @@
 """First-start set-up for a local cluster: an `admin` user with a generated password and an
-API token, written to var/credentials.json. Later runs reuse the file and change nothing."""
+API token, written to var/credentials.json. Later runs reuse the file and change nothing.
+
+`make run` reads the credentials from stdout; --hide-secrets is for output that lands in a
+shared log (docker-compose's), where only the file's path is printed."""
 
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--hide-secrets", action="store_true",
+                            help="print the username and the file's path instead of the password and token")
 
-    def handle(self, *args: Any, username: str, **options: Any) -> None:
+    def handle(self, *args: Any, username: str, hide_secrets: bool = False, **options: Any) -> None:
         path = Path(settings.VAR_DIR) / "credentials.json"
         credentials = json.loads(path.read_text()) if path.exists() else {}
         user = User.objects.filter(username=username).first()
@@ -39,4 +44,7 @@ class Command(BaseCommand):
             token, _ = Token.objects.get_or_create(user=user, defaults={"key": credentials.get("token") or Token.generate_key()})
             credentials["token"] = token.key
             path.write_text(json.dumps(credentials, indent=2) + "\n")
-        self.stdout.write(json.dumps(credentials))
+        if hide_secrets:
+            self.stdout.write(json.dumps({"username": username, "credentials_file": str(path)}))
+        else:
+            self.stdout.write(json.dumps(credentials))

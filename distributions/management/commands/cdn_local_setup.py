@@ -5,6 +5,9 @@ Idempotent: a later run reuses what exists, only moving edge URLs and the demo o
 to the addresses of this run. Edge tokens are shown once by registration, so they are
 kept in var/edges.json (mode 0600), and with --tokens-dir also one file per edge (what
 EDGE_TOKEN_FILE reads), for the local edges to start with.
+
+`make run` reads the tokens from the JSON on stdout; docker-compose passes --hide-secrets,
+because its logs are shared: then no password or token is printed, only where they are.
 """
 
 from __future__ import annotations
@@ -38,14 +41,17 @@ class Command(BaseCommand):
         parser.add_argument("--origin-host", help="the demo origin's host (default: --host)")
         parser.add_argument("--tokens-dir", type=Path, help="also write each edge's token to DIR/<edge name>")
         parser.add_argument("--owner", default="admin")
+        parser.add_argument("--hide-secrets", action="store_true",
+                            help="print no password or token, only the files that hold them (for shared logs)")
 
     def handle(self, *args: Any, host: str, edge_admin_ports: str, edge_url: str, origin_port: int,
-               origin_host: str | None, tokens_dir: Path | None, owner: str, **options: Any) -> None:
+               origin_host: str | None, tokens_dir: Path | None, owner: str, hide_secrets: bool = False,
+               **options: Any) -> None:
         ports = [int(p) for p in edge_admin_ports.split(",")]
         if len(ports) != len(LOCAL_EDGES):
             raise CommandError(f"--edge-admin-ports needs {len(LOCAL_EDGES)} ports, one per local edge")
         if not User.objects.filter(username=owner).exists():
-            call_command("cdn_bootstrap", username=owner, stdout=self.stderr)
+            call_command("cdn_bootstrap", username=owner, hide_secrets=hide_secrets, stdout=self.stderr)
         path = Path(settings.VAR_DIR) / "edges.json"
         tokens: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         with transaction.atomic():
@@ -65,8 +71,14 @@ class Command(BaseCommand):
                 for name, token in tokens.items():
                     (tokens_dir / name).write_text(token + "\n")
             distribution = self._demo_distribution(User.objects.get(username=owner), origin_host or host, origin_port)
-        self.stdout.write(json.dumps({"edges": tokens, "distribution_id": distribution.id,
-                                      "domain_name": distribution.domain_name}))
+        summary: dict[str, Any] = {"edges": tokens, "distribution_id": distribution.id,
+                                   "domain_name": distribution.domain_name}
+        if hide_secrets:
+            summary["edges"] = sorted(tokens)
+            summary["tokens_file"] = str(path)
+            if tokens_dir is not None:
+                summary["tokens_dir"] = str(tokens_dir)
+        self.stdout.write(json.dumps(summary))
 
     def _demo_distribution(self, owner: User, host: str, origin_port: int) -> Distribution:
         existing = Distribution.objects.filter(owner=owner, comment=DEMO_COMMENT).first()
