@@ -17,8 +17,6 @@ from django.core.exceptions import ImproperlyConfigured
 
 from controlplane import broker
 
-from controlplane import broker
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -205,6 +203,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "distributions.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "distributions.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .accesslog import TAIL_RECORDS
+from .limits import CLOCK_SKEW_SECONDS as CLOCK_SKEW
+from .limits import load_json
 
-CLOCK_SKEW = 300
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 MAX_BODY = 64 * 1024 * 1024
 
@@ -146,7 +147,7 @@ def build_app(target: AdminTarget, token: str | None) -> web.Application:
 
     async def put_config(request: web.Request) -> web.Response:
         try:
-            doc = json.loads(await request.read())
+            doc = load_json(await request.read())
         except ValueError as exc:
             return _json(400, {"error": f"body is not JSON: {exc}", "version": target.version})
         try:
@@ -159,7 +160,7 @@ def build_app(target: AdminTarget, token: str | None) -> web.Application:
 
     async def post_invalidation(request: web.Request) -> web.Response:
         try:
-            payload = json.loads(await request.read())
+            payload = load_json(await request.read())
         except ValueError as exc:
             return _json(400, {"error": f"body is not JSON: {exc}"})
         error = _invalidation_error(payload)

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .files import write_atomically
+from .limits import STATS_INTERVAL_SECONDS as INTERVAL_SECONDS
 
 log = logging.getLogger("edgeagent.stats")
-
-INTERVAL_SECONDS = 10
 
 # Upper bounds (inclusive) of the latency buckets, in ms; a 14th bucket takes the rest.
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from edgeagent.limits import CLOCK_SKEW_SECONDS, MAX_DB_INTEGER, MAX_STATS_COUNTER, STATS_INTERVALS
+
 from .. import selectors, services
 from ..models import EdgeNode
+from .parsers import BoundedJSONParser
 
 
 class EdgeTokenAuthentication(authentication.BaseAuthentication):
@@ -39,12 +43,13 @@ class IsEdge(permissions.BasePermission):
 class EdgeView(APIView):
     authentication_classes = [EdgeTokenAuthentication]
     permission_classes = [IsEdge]
+    parser_classes = [BoundedJSONParser]
     schema = None  # machine-to-machine; documented in docs/edge-config.md
 
 
 class HeartbeatSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=0)
-    invalidation_seq = serializers.IntegerField(min_value=0, default=0)
+    version = serializers.IntegerField(min_value=0, max_value=MAX_DB_INTEGER)
+    invalidation_seq = serializers.IntegerField(min_value=0, max_value=MAX_DB_INTEGER, default=0)
     error = serializers.CharField(max_length=2000, allow_blank=True, required=False, trim_whitespace=False)
 
 
@@ -64,7 +69,8 @@ class ConfigView(EdgeView):
 
 
 class AckSerializer(serializers.Serializer):
-    invalidations = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=10000)
+    invalidations = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_DB_INTEGER),
+                                          max_length=10000)
 
 
 class AckView(EdgeView):
@@ -74,24 +80,52 @@ class AckView(EdgeView):
         return Response({"acknowledged": services.invalidation_ack(edge=request.auth, ids=data.validated_data["invalidations"])})
 
 
+def _counter(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=0, max_value=MAX_STATS_COUNTER, **kwargs)
+
+
 class DistributionCountersSerializer(serializers.Serializer):
-    requests = serializers.IntegerField(min_value=0)
-    hits = serializers.IntegerField(min_value=0, default=0)
-    misses = serializers.IntegerField(min_value=0, default=0)
-    bytes_out = serializers.IntegerField(min_value=0, default=0)
-    bytes_in = serializers.IntegerField(min_value=0, default=0)
-    status_2xx = serializers.IntegerField(min_value=0, default=0)
-    status_3xx = serializers.IntegerField(min_value=0, default=0)
-    status_4xx = serializers.IntegerField(min_value=0, default=0)
-    status_5xx = serializers.IntegerField(min_value=0, default=0)
-    blocked = serializers.IntegerField(min_value=0, default=0)
-    latency_ms_buckets = serializers.ListField(child=serializers.IntegerField(min_value=0), max_length=14, default=list)
+    requests = _counter()
+    hits = _counter(default=0)
+    misses = _counter(default=0)
+    bytes_out = _counter(default=0)
+    bytes_in = _counter(default=0)
+    status_2xx = _counter(default=0)
+    status_3xx = _counter(default=0)
+    status_4xx = _counter(default=0)
+    status_5xx = _counter(default=0)
+    blocked = _counter(default=0)
+    latency_ms_buckets = serializers.ListField(child=_counter(), max_length=14, default=list)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["hits"] + attrs["misses"] > attrs["requests"]:
+            raise serializers.ValidationError({"hits": "hits and misses together cannot be more than requests"})
+        return attrs
 
 
 class StatsReportSerializer(serializers.Serializer):
+    """One interval of one edge (docs/edge-config.md), checked against the contract.
+
+    Only the edges' own interval length is taken and the start must be aligned to it, so the
+    idempotency key (edge, interval_start) covers each window once: one 10 s window re-sent
+    as shorter reports would otherwise be counted again. A start in the future (beyond the
+    clock skew the fleet allows) cannot come from a closed interval.
+    """
+
     interval_start = serializers.IntegerField(min_value=0)
-    interval_seconds = serializers.IntegerField(min_value=1, max_value=60)
+    interval_seconds = serializers.IntegerField()
     distributions = serializers.DictField(child=DistributionCountersSerializer())
+
+    def validate_interval_seconds(self, value: int) -> int:
+        if value not in STATS_INTERVALS:
+            allowed = ", ".join(str(seconds) for seconds in sorted(STATS_INTERVALS))
+            raise serializers.ValidationError(f"must be one of the edges' reporting intervals: {allowed}")
+        return value
+
+    def validate_interval_start(self, value: int) -> int:
+        if value > timezone.now().timestamp() + CLOCK_SKEW_SECONDS:
+            raise serializers.ValidationError("is in the future: a report covers an interval that has closed")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["interval_start"] % attrs["interval_seconds"]:

@@ -81,7 +81,8 @@ class _PolicySerializer(serializers.ModelSerializer):
     query_strings = ListBlockField("query_strings")
     headers = ListBlockField("headers")
     cookies = ListBlockField("cookies")
-    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+    owner = serializers.CharField(source="owner.username", read_only=True, default=None, allow_null=True,
+                                  help_text="null for managed policies")
 
     common_fields = ("id", "name", "comment", "managed", "owner", "query_strings", "headers", "cookies",
                      "created_at", "updated_at")
@@ -318,12 +319,31 @@ class InvalidationSerializer(serializers.ModelSerializer):
         return attrs
 
 
+EDGE_STAFF_ONLY = ("url", "last_error")
+
+
 class EdgeNodeSerializer(serializers.ModelSerializer):
+    """An edge as any user sees it; its admin URL and last error are for staff only.
+
+    Those two are output-only like the rest but declared optional rather than read-only, so
+    the schema does not promise them in every answer (a read-only field is listed as required).
+    """
+
     class Meta:
         model = EdgeNode
         fields = ("name", "pop", "url", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
                   "healthy", "created_at")
-        read_only_fields = fields
+        read_only_fields = tuple(name for name in fields if name not in EDGE_STAFF_ONLY)
+        extra_kwargs = {"url": {"required": False, "help_text": "Staff only: the edge's admin API."},
+                        "last_error": {"required": False, "help_text": "Staff only: why the edge refused a config."}}
+
+    def to_representation(self, instance: EdgeNode) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            for name in EDGE_STAFF_ONLY:
+                data.pop(name, None)
+        return data
 
 
 class EdgeRegistrationSerializer(serializers.ModelSerializer):

@@ -20,6 +20,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from .. import selectors, services
 from ..models import CachePolicy, ConfigVersion, Distribution, OriginRequestPolicy
@@ -47,11 +48,14 @@ def _etag_header(distribution: Distribution) -> str:
 
 
 def check_if_match(request: Request, distribution: Distribution) -> None:
+    """`*` alone matches any current version; `"*"` is an entity tag like any other, and matches none."""
     header = request.headers.get("If-Match")
     if not header:
         raise PreconditionRequired()
+    if header.strip() == "*":
+        return
     candidates = [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")]
-    if "*" not in candidates and distribution.etag not in candidates:
+    if distribution.etag not in candidates:
         raise PreconditionFailed()
 
 
@@ -62,15 +66,33 @@ STATS_PARAMETERS = [
 ]
 
 
+TIME_FLOOR = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+TIME_CEILING = datetime(9999, 1, 1, tzinfo=dt_timezone.utc)
+
+
 def _parse_time(name: str, raw: str | None, default: datetime) -> datetime:
+    """A time in UTC, or a 400 naming the parameter for anything no calendar or clock holds.
+
+    Only ASCII digits are Unix seconds (`str.isdigit` also takes `³`). The bounds keep the
+    default span (end minus a day) and the database's UTC conversion within what `datetime` holds.
+    """
     if not raw:
         return default
-    if raw.isdigit():
-        return datetime.fromtimestamp(int(raw), tz=dt_timezone.utc)
-    parsed = parse_datetime(raw)
+    try:
+        if raw.isascii() and raw.isdigit():
+            parsed: datetime | None = datetime.fromtimestamp(int(raw), tz=dt_timezone.utc)
+        else:
+            parsed = parse_datetime(raw)
+        if parsed is not None:
+            parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)).astimezone(dt_timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        parsed = None
     if parsed is None:
         raise serializers.ValidationError({name: f"{raw!r} is not an ISO 8601 time or Unix seconds"})
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+    if not TIME_FLOOR <= parsed <= TIME_CEILING:
+        raise serializers.ValidationError({name: f"{raw!r} is out of range: give a time from {TIME_FLOOR.year} "
+                                                 f"to {TIME_CEILING.year}"})
+    return parsed
 
 
 def stats_answer(request: Request, distribution_ids: list[str]) -> Response:
@@ -249,7 +271,8 @@ class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewset
         serializer = EdgeRegistrationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         edge, token = services.edge_register(**serializer.validated_data)
-        return Response(dict(EdgeNodeSerializer(edge).data, token=token), status=status.HTTP_201_CREATED)
+        shown = EdgeNodeSerializer(edge, context=self.get_serializer_context()).data
+        return Response(dict(shown, token=token), status=status.HTTP_201_CREATED)
 
 
 class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -278,6 +301,7 @@ class AuthTokenView(ObtainAuthToken):
 
     authentication_classes: list[type[Any]] = []
     permission_classes = [permissions.AllowAny]
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # ObtainAuthToken's own list has DRF's unbounded JSON parser
 
 
 class DocsView(SpectacularSwaggerView):
