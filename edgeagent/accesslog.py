@@ -1,17 +1,23 @@
 """Access log: one JSON line per viewer request, named after CloudFront's standard log fields.
 
 The request path builds one `Line` (a msgspec Struct: constructed in C, not tracked by the
-garbage collector) from values it already holds and appends it to a bounded deque and to
-its distribution's tail ring: no formatting, no syscall, no lock. A writer thread wakes
-every `FLUSH_SECONDS`, encodes what waits into JSON lines in one C call, appends them to
-the file and rotates it by size. When the deque is full the line is dropped and counted,
-so a slow disk can never slow a response or grow the process. The deque is the one thing
-both threads share (its append and popleft are atomic); the tail rings belong to the event
-loop alone, which also serves the admin API that reads them.
+garbage collector) from values it already holds and appends it to the current batch and to
+its distribution's tail ring: no formatting, no syscall, no lock. Every `BATCH_LINES` lines,
+and every `FLUSH_SECONDS` from a timer, the event loop encodes the batch into JSON lines in
+one C call (`seal`) and queues the bytes for the writer thread, which appends them to the
+file, rotates it by size and hands written pages back to the kernel. Encoding on the loop
+in small batches is what keeps the log cheap (docs/performance.md, "Access log cost"): a
+line lives for at most a batch, so the allocator reuses hot memory, and the writer thread
+never holds the GIL for long, so it never stalls a response. When the queue holds
+`buffer_records` lines, new lines are dropped and counted, so a slow disk can never slow a
+response or grow the process. The byte queue is the one thing both threads share (its
+append and popleft are atomic); batch and tail rings belong to the event loop alone, which
+also serves the admin API that reads them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -24,6 +30,8 @@ import msgspec
 log = logging.getLogger("edgeagent.accesslog")
 
 FLUSH_SECONDS = 0.2
+BATCH_LINES = 64  # encoded together on the event loop; small enough to stay in the CPU's caches
+SYNC_BYTES = 1 << 20  # written bytes after which the writer syncs them and drops them from the page cache
 TAIL_RECORDS = 1000  # lines kept per distribution for GET /logs/tail, the most it returns
 SIMPLE_CONTENT_TYPE = "text/plain; charset=utf-8"  # the edge's own short answers (errors, redirects)
 
@@ -100,19 +108,24 @@ class AccessLog:
         self.max_files = max(1, max_files)
         self.cookies = cookies
         self.trust_forwarded_proto = trust_forwarded_proto
-        # Appended by the event loop, popped by the writer thread.
-        self.pending: deque[Line] = deque()
+        self.batch: list[Line] = []  # event loop only
+        # Encoded batches with their line counts: appended by the event loop, popped by the writer.
+        self._queue: deque[tuple[bytes, int]] = deque()
         self.capacity = max(1, buffer_records)
+        self._queued = 0  # lines ever queued (event loop thread only)
+        self._taken = 0  # lines ever taken off the queue (writer thread only)
         self.dropped = 0  # buffer full (event loop thread only)
         self.failed = 0  # lines lost to a write error (writer thread only)
         self.written = 0
         self._tails: dict[str, deque[Line]] = {}
-        self._encoder = msgspec.json.Encoder()  # writer thread
-        self._tail_encoder = msgspec.json.Encoder()  # event loop
+        self._encoder = msgspec.json.Encoder()  # event loop: batches and the tail
         self._file: BinaryIO | None = None
         self._size = 0
+        self._unsynced = 0
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # ---- the request side ----
 
@@ -127,10 +140,25 @@ class AccessLog:
         """For the slow path; the fast path inlines the same lines."""
         if line.distribution_id is not None:
             self.ring(line.distribution_id).append(line)
-        if len(self.pending) < self.capacity:
-            self.pending.append(line)
-        else:
-            self.dropped += 1
+        batch = self.batch
+        batch.append(line)
+        if len(batch) >= BATCH_LINES:
+            self.seal()
+
+    def seal(self) -> None:
+        """Encode the batch and queue it for the writer, as much of it as the buffer holds."""
+        batch = self.batch
+        if not batch:
+            return
+        room = self.capacity - (self._queued - self._taken)
+        count = len(batch)
+        if room < count:
+            self.dropped += count - max(room, 0)
+            count = max(room, 0)
+        if count:
+            self._queue.append((self._encoder.encode_lines(batch if count == len(batch) else batch[:count]), count))
+            self._queued += count
+        batch.clear()
 
     @property
     def lost(self) -> int:
@@ -142,19 +170,35 @@ class AccessLog:
         if not ring:
             return b""
         lines = list(ring)
-        return self._tail_encoder.encode_lines(lines[-limit:] if limit < len(lines) else lines)
+        return self._encoder.encode_lines(lines[-limit:] if limit < len(lines) else lines)
 
     # ---- lifecycle ----
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the file, start the writer thread and the loop's flush timer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self._thread.start()
+        self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.seal()
+        if self._queue:
+            self._wake.set()
+        self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)
 
     def stop(self) -> None:
-        """Write what is still buffered, then close the file."""
+        """On the event loop: seal the last batch and stop the timer (then `close`)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.seal()
+
+    def close(self) -> None:
+        """Write what is still queued, then close the file; blocks, so run it off the loop."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
@@ -163,24 +207,28 @@ class AccessLog:
             self._file = None
 
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_SECONDS):
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
             self.flush()
         self.flush()
 
     # ---- the writer side ----
 
     def flush(self) -> None:
-        """Encode and write everything waiting; runs in the writer thread."""
-        pending = self.pending
-        count = len(pending)
-        if not count:
+        """Write every queued batch; runs in the writer thread."""
+        queue = self._queue
+        batches = [queue.popleft() for _ in range(len(queue))]
+        if not batches:
             return
-        popleft = pending.popleft
-        self._write(self._encoder.encode_lines([popleft() for _ in range(count)]), count)
+        count = sum(lines for _, lines in batches)
+        self._taken += count
+        self._write(b"".join(blob for blob, _ in batches), count)
 
     def _open(self) -> None:
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across flushes
         self._size = self._file.tell()
+        self._unsynced = 0
 
     def _write(self, blob: bytes, count: int) -> None:
         try:
@@ -216,6 +264,14 @@ class AccessLog:
         self._file.write(data)
         self._file.flush()
         self._size += len(data)
+        self._unsynced += len(data)
+        if self._unsynced >= SYNC_BYTES:
+            # A log is written once and read rarely: its pages would only crowd out the disk
+            # tier's objects in the page cache, and growing it is what a write costs most.
+            fd = self._file.fileno()
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            self._unsynced = 0
 
     def _rotate(self) -> None:
         """access.log -> access.log.1 -> ... -> access.log.<files-1>; the oldest is overwritten."""

@@ -212,7 +212,7 @@ class Agent:
             loop.add_signal_handler(sig, self.request_stop)
         self._stats_task = loop.create_task(self.stats.run(), name="stats-intervals")
         if self.access_log is not None:
-            self.access_log.start()
+            self.access_log.start(loop)
         settings = self.settings
         if settings.control_plane and settings.token:
             # Before the viewer listener: an edge that was away must not serve an old
@@ -248,7 +248,8 @@ class Agent:
         self.stats.flush()
         if self.access_log is not None:
             # After in-flight requests: their lines are written too.
-            await asyncio.to_thread(self.access_log.stop)
+            self.access_log.stop()
+            await asyncio.to_thread(self.access_log.close)
         await self.origins.close()
         self.store.close()
         log.info("stopped")
