@@ -131,7 +131,7 @@ def test_adding_an_invalidation_names_the_stored_id_the_api_answers_for(
         admin_client: Client, api: APIClient, created: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         django_capture_on_commit_callbacks: Any) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(services, "invalidation_created_hooks", [lambda invalidation: sent.append(invalidation.id)])
+    monkeypatch.setattr(services.invalidations, "invalidation_created_hooks", [lambda invalidation: sent.append(invalidation.id)])
     with django_capture_on_commit_callbacks(execute=True):
         response = add_invalidation(admin_client, created["id"], "/index.html\r\n\r\n  /img/*  \r\n")
     assert response.status_code == 200
