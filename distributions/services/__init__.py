@@ -13,9 +13,11 @@ from .distributions import distribution_create, distribution_delete, distributio
 from .edges import (
     MISSED_HEARTBEATS,
     edge_applied,
+    edge_delete,
     edge_for_token,
     edge_heartbeat,
     edge_register,
+    edge_update,
     fleet_check_health,
 )
 from .errors import Conflict
@@ -29,7 +31,7 @@ from .invalidations import (
     invalidations_check_complete,
     pending_invalidations,
 )
-from .policies import policy_create, policy_delete, policy_update
+from .policies import policy_check_writable, policy_create, policy_delete, policy_is_writable, policy_update
 from .publishing import config_changed, config_version_publish, version_published_hooks
 from .stats import HOUR_RETENTION, MINUTE_RETENTION, stats_ingest, stats_prune
 
@@ -45,9 +47,11 @@ __all__ = [
     "distribution_delete",
     "distribution_update",
     "edge_applied",
+    "edge_delete",
     "edge_for_token",
     "edge_heartbeat",
     "edge_register",
+    "edge_update",
     "fleet_check_health",
     "invalidation_ack",
     "invalidation_check_reuse",
@@ -56,8 +60,10 @@ __all__ = [
     "invalidation_message",
     "invalidations_check_complete",
     "pending_invalidations",
+    "policy_check_writable",
     "policy_create",
     "policy_delete",
+    "policy_is_writable",
     "policy_update",
     "stats_ingest",
     "stats_prune",

@@ -59,9 +59,11 @@ SCALAR_FIELDS = ("comment", "enabled", "default_root_object", "custom_error_resp
 
 
 @transaction.atomic
-def distribution_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Distribution:
+def distribution_create(*, user: AbstractBaseUser, data: dict[str, Any],
+                        owner: AbstractBaseUser | None = None) -> Distribution:
+    """`owner` defaults to the user; the admin lets staff create one for someone else."""
     _check_aliases_free(data.get("aliases", []), None, user)
-    distribution = Distribution(owner=user, **{k: data[k] for k in SCALAR_FIELDS if k in data})
+    distribution = Distribution(owner=owner or user, **{k: data[k] for k in SCALAR_FIELDS if k in data})
     distribution.save()
     _write_children(distribution, data)
     config_changed(f"distribution {distribution.id} created", [distribution.id], user)
@@ -69,10 +71,14 @@ def distribution_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Dist
 
 
 @transaction.atomic
-def distribution_update(*, distribution: Distribution, user: AbstractBaseUser, data: dict[str, Any]) -> Distribution:
+def distribution_update(*, distribution: Distribution, user: AbstractBaseUser, data: dict[str, Any],
+                        owner: AbstractBaseUser | None = None) -> Distribution:
+    """`data` carries what changes (a PATCH may carry only some parts); `owner` hands it over (admin)."""
     distribution = Distribution.objects.select_for_update().get(pk=distribution.pk)
     if "aliases" in data:
         _check_aliases_free(data["aliases"], distribution, user)
+    if owner is not None:
+        distribution.owner = owner
     for key in SCALAR_FIELDS:
         if key in data:
             setattr(distribution, key, data[key])

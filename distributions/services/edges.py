@@ -30,6 +30,17 @@ def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
     return edge, token
 
 
+def edge_update(*, edge: EdgeNode, data: dict[str, Any]) -> EdgeNode:
+    """Rename or move an edge (name, pop, url); what the fleet protocol records is not data here."""
+    edge = EdgeNode.objects.get(pk=edge.pk)
+    for key in ("name", "pop", "url"):
+        if key in data:
+            setattr(edge, key, data[key].rstrip("/") if key == "url" else data[key])
+    edge.full_clean()
+    edge.save(update_fields=[key for key in ("name", "pop", "url") if key in data])
+    return edge
+
+
 def edge_for_token(token: str) -> EdgeNode | None:
     return EdgeNode.objects.filter(token_hash=hash_token(token)).first() if token else None
 
@@ -61,6 +72,12 @@ def edge_applied(*, edge_name: str, version: int, error: str = "") -> None:
     now = timezone.now()
     EdgeNode.objects.filter(name=edge_name, applied_version__lt=version).update(applied_version=version, applied_at=now)
     EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000])
+
+
+def edge_delete(*, edge: EdgeNode) -> None:
+    """Remove an edge from the fleet; invalidations that waited only for it complete now."""
+    edge.delete()
+    invalidations_check_complete()
 
 
 def fleet_check_health() -> list[str]:

@@ -16,11 +16,31 @@ from .publishing import config_changed
 PolicyModel = type[CachePolicy] | type[OriginRequestPolicy]
 
 
+def policy_is_writable(policy: CachePolicy | OriginRequestPolicy) -> bool:
+    """The one rule: managed policies (CloudFront's, shipped by migrations) are read-only for
+    everyone, staff included. The API, the admin and the services below all ask here."""
+    return not policy.managed
+
+
+def policy_check_writable(policy: CachePolicy | OriginRequestPolicy) -> None:
+    if not policy_is_writable(policy):
+        raise PermissionError("managed policies are read-only")
+
+
+def _check_name_free(model: PolicyModel, owner: Any, name: str, exclude: Any = None) -> None:
+    taken = model.objects.filter(owner=owner, name=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    if taken.exists():
+        raise Conflict(f"you already have a policy named {name!r}", name=name)
+
+
 @transaction.atomic
 def policy_create(*, model: PolicyModel, user: AbstractBaseUser, data: dict[str, Any]) -> CachePolicy | OriginRequestPolicy:
-    if model.objects.filter(owner=user, name=data["name"]).exists():
-        raise Conflict(f"you already have a policy named {data['name']!r}", name=data["name"])
-    policy = model(id=uuid.uuid4(), owner=user, **data)
+    """`data` may name an `owner` (the admin lets staff pick one); the caller owns it otherwise."""
+    values = {"owner": user, **data}
+    _check_name_free(model, values["owner"], values["name"])
+    policy = model(id=uuid.uuid4(), **values)
     policy.full_clean()
     policy.save(force_insert=True)
     return policy
@@ -32,10 +52,10 @@ def _distribution_ids_using(policy: CachePolicy | OriginRequestPolicy) -> list[s
 
 @transaction.atomic
 def policy_update(*, policy: CachePolicy | OriginRequestPolicy, user: AbstractBaseUser, data: dict[str, Any]) -> CachePolicy | OriginRequestPolicy:
-    if policy.managed:
-        raise PermissionError("managed policies are read-only")
-    if "name" in data and data["name"] != policy.name and type(policy).objects.filter(owner=policy.owner, name=data["name"]).exists():
-        raise Conflict(f"you already have a policy named {data['name']!r}", name=data["name"])
+    policy = type(policy).objects.select_for_update().get(pk=policy.pk)
+    policy_check_writable(policy)
+    if "name" in data or "owner" in data:
+        _check_name_free(type(policy), data.get("owner", policy.owner), data.get("name", policy.name), exclude=policy.pk)
     for key, value in data.items():
         setattr(policy, key, value)
     policy.full_clean()
@@ -48,8 +68,7 @@ def policy_update(*, policy: CachePolicy | OriginRequestPolicy, user: AbstractBa
 
 @transaction.atomic
 def policy_delete(*, policy: CachePolicy | OriginRequestPolicy) -> None:
-    if policy.managed:
-        raise PermissionError("managed policies are read-only")
+    policy_check_writable(policy)
     users = _distribution_ids_using(policy)
     if users:
         raise Conflict(f"policy {policy.name!r} is used by distribution(s) {', '.join(users)}",
