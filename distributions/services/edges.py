@@ -74,6 +74,12 @@ def edge_applied(*, edge_name: str, version: int, error: str = "") -> None:
     EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000])
 
 
+def edge_push_failed(*, edge_name: str, version: int, error: str) -> None:
+    """Record why a push of `version` did not reach the edge; it keeps what it ran."""
+    EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000])
+    log.warning("edge %s did not take version %s: %s", edge_name, version, error)
+
+
 def edge_delete(*, edge: EdgeNode) -> None:
     """Remove an edge from the fleet; invalidations that waited only for it complete now."""
     edge.delete()
