@@ -155,8 +155,26 @@ class AliasInline(admin.TabularInline):
     extra = 0
 
 
+class OriginForm(forms.ModelForm):
+    """S3 credentials are write-only, as in the API: the secret is never rendered back, and a
+    blank secret with the access key id unchanged keeps the stored one. Clear both to remove them."""
+
+    secret_access_key = forms.CharField(
+        max_length=256, required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only: leave blank to keep the stored secret.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        stored = self.instance  # the stored row until _post_clean copies the form onto it
+        if (stored.pk and stored.has_credentials and not data.get("secret_access_key")
+                and data.get("access_key_id") == stored.access_key_id):
+            data["secret_access_key"] = stored.secret_access_key
+        return data
+
+
 class OriginInline(admin.StackedInline):
     model = Origin
+    form = OriginForm
     extra = 0
     fieldsets = (
         (None, {"fields": ("origin_id", "kind", "domain_name", "origin_path", "protocol_policy",
@@ -165,11 +183,6 @@ class OriginInline(admin.StackedInline):
         ("S3", {"fields": ("bucket", "region", "endpoint_url", "access_key_id", "secret_access_key"),
                 "classes": ("collapse",)}),
     )
-
-    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest | None, **kwargs: Any) -> Any:
-        if db_field.name == "secret_access_key":
-            kwargs["widget"] = forms.PasswordInput(render_value=True)
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 class OriginGroupInline(admin.TabularInline):

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.forms import PasswordInput
 from django.test import Client
 from rest_framework.test import APIClient
 
 from distributions import services
 from distributions.models import CachePolicy, ConfigVersion, Distribution, EdgeNode, Invalidation
 
-from .conftest import minimal
+from .conftest import MINIMAL, minimal
 
 pytestmark = pytest.mark.django_db
 
@@ -230,7 +231,9 @@ def as_posted(page: Any) -> dict[str, Any]:
         forms += [formset.management_form, *formset.forms]
     data: dict[str, Any] = {}
     for form in forms:
-        for name in form.fields:
+        for name, field in form.fields.items():
+            if isinstance(field.widget, PasswordInput) and not field.widget.render_value:
+                continue  # not in the page, so not sent back
             value = form[name].value()
             if value is None or value is False:
                 continue
@@ -384,3 +387,32 @@ def test_an_invalidation_cannot_be_deleted_in_the_admin(admin_client: Client, cr
                                                                   "_selected_action": [invalidation.pk], "post": "yes"})
     assert bulk.status_code in (200, 302)
     assert Invalidation.objects.filter(pk=invalidation.pk).exists()
+
+
+# ---- S3 credentials are write-only in the admin too ----
+
+S3_ORIGIN = {"origin_id": "bucket", "kind": "s3", "bucket": "assets", "region": "eu-west-1",
+             "endpoint_url": "http://127.0.0.1:9000", "access_key_id": "AKIDEXAMPLE",
+             "secret_access_key": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"}
+
+
+def test_an_s3_secret_is_never_rendered_and_a_blank_one_keeps_the_stored_one(
+        admin_client: Client, api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        made = api.post("/api/v1/distributions/", minimal(origins=[MINIMAL["origins"][0], S3_ORIGIN]),
+                        format="json").json()
+    url = f"/admin/distributions/distribution/{made['id']}/change/"
+    page = admin_client.get(url)
+    assert S3_ORIGIN["secret_access_key"] not in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, dict(as_posted(page), comment="renamed in the admin"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    origin = Distribution.objects.get(pk=made["id"]).origins.get(origin_id="bucket")
+    assert (origin.access_key_id, origin.secret_access_key) == (S3_ORIGIN["access_key_id"],
+                                                                S3_ORIGIN["secret_access_key"])
+    cleared = dict(as_posted(admin_client.get(url)))
+    prefix = next(key for key, value in cleared.items() if value == "AKIDEXAMPLE").removesuffix("access_key_id")
+    cleared[prefix + "access_key_id"] = ""
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, cleared).status_code == 302
+    assert not Distribution.objects.get(pk=made["id"]).origins.get(origin_id="bucket").has_credentials
