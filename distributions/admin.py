@@ -94,7 +94,7 @@ class ServiceAdmin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except _Refused as refused:
-            request.refused_by_service = refused.errors  # type: ignore[attr-defined]
+            request.refused_by_service = refused.errors
             return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:

@@ -30,14 +30,18 @@ def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
     return edge, token
 
 
+EDGE_FIELDS = ("name", "pop", "url")  # what people edit; the rest is what the fleet protocol records
+
+
 def edge_update(*, edge: EdgeNode, data: dict[str, Any]) -> EdgeNode:
-    """Rename or move an edge (name, pop, url); what the fleet protocol records is not data here."""
+    """Rename or move an edge; keys of `data` other than EDGE_FIELDS are ignored."""
     edge = EdgeNode.objects.get(pk=edge.pk)
-    for key in ("name", "pop", "url"):
-        if key in data:
-            setattr(edge, key, data[key].rstrip("/") if key == "url" else data[key])
+    changed = [key for key in EDGE_FIELDS if key in data]
+    for key in changed:
+        setattr(edge, key, data[key])
+    edge.url = edge.url.rstrip("/")
     edge.full_clean()
-    edge.save(update_fields=[key for key in ("name", "pop", "url") if key in data])
+    edge.save(update_fields=changed)
     return edge
 
 
