@@ -2,19 +2,22 @@
 
 Validation is the models' own (`full_clean` through the model forms) plus, for the rules
 that span a distribution's parts, `rules.check_distribution_structure`: the same rules
-the API applies.
+the API applies. Writes go through the services, as the API's do: the admin builds the
+service's input from its forms, and what a service refuses is shown as a form error.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from . import rules, selectors, services
 from .models import (
@@ -28,8 +31,9 @@ from .models import (
     Origin,
     OriginGroup,
     OriginRequestPolicy,
-    new_etag,
 )
+
+T = TypeVar("T")
 
 
 def _inline_rows(data: Any, prefix: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
@@ -46,6 +50,66 @@ def _inline_rows(data: Any, prefix: str, fields: tuple[str, ...]) -> list[dict[s
         if any(row.values()):
             rows.append(row)
     return rows
+
+
+class _Refused(Exception):
+    """A service refused what the forms accepted; `errors` are its words by form field."""
+
+    def __init__(self, errors: dict[str | None, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def _become(obj: models.Model, stored: models.Model) -> None:
+    """The admin goes on with its own `obj` (log entry, message, redirect): make it the stored row."""
+    obj.__dict__.update(stored.__dict__)
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """An admin whose saves are service calls (`self.call`).
+
+    A service runs after the forms validated, inside the view's transaction. When it refuses
+    (a `Conflict`, a `ValidationError`), the transaction rolls back and the view runs once more
+    on the same POST with the refusal added to the form: the page shows what was typed and
+    why it was refused, as for any other form error. A `PermissionError` is a 403.
+    """
+
+    def call(self, form: forms.BaseForm, service: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return service(**kwargs)
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except services.Conflict as exc:
+            field = next((key for key in exc.conflict if key in form.fields), None)
+            raise _Refused({field: [exc.detail]}) from exc
+        except ValidationError as exc:
+            found = exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc.messages}
+            errors: dict[str | None, list[str]] = {}
+            for name, words in found.items():
+                errors.setdefault(name if name in form.fields else None, []).extend(words)
+            raise _Refused(errors) from exc
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused as refused:
+            request.refused_by_service = refused.errors
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, change, **kwargs)
+        refused: dict[str | None, list[str]] | None = getattr(request, "refused_by_service", None)
+        if not refused:
+            return form_class
+
+        def clean(form: forms.ModelForm) -> Any:
+            data = form_class.clean(form)
+            for field, words in refused.items():
+                form.add_error(field, words)
+            return data
+
+        return type(form_class.__name__, (form_class,), {"clean": clean})
 
 
 class CacheBehaviorFormSet(BaseInlineFormSet):
@@ -79,13 +143,38 @@ class CacheBehaviorFormSet(BaseInlineFormSet):
             raise forms.ValidationError(problems)
 
 
+class AliasForm(forms.ModelForm):
+    def validate_unique(self) -> None:
+        """An alias taken by another distribution is the service's refusal, with its words
+        (which distribution, for staff); duplicates within the form are still the formset's."""
+
+
 class AliasInline(admin.TabularInline):
     model = Alias
+    form = AliasForm
     extra = 0
+
+
+class OriginForm(forms.ModelForm):
+    """S3 credentials are write-only, as in the API: the secret is never rendered back, and a
+    blank secret with the access key id unchanged keeps the stored one. Clear both to remove them."""
+
+    secret_access_key = forms.CharField(
+        max_length=256, required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only: leave blank to keep the stored secret.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        stored = self.instance  # the stored row until _post_clean copies the form onto it
+        if (stored.pk and stored.has_credentials and not data.get("secret_access_key")
+                and data.get("access_key_id") == stored.access_key_id):
+            data["secret_access_key"] = stored.secret_access_key
+        return data
 
 
 class OriginInline(admin.StackedInline):
     model = Origin
+    form = OriginForm
     extra = 0
     fieldsets = (
         (None, {"fields": ("origin_id", "kind", "domain_name", "origin_path", "protocol_policy",
@@ -94,11 +183,6 @@ class OriginInline(admin.StackedInline):
         ("S3", {"fields": ("bucket", "region", "endpoint_url", "access_key_id", "secret_access_key"),
                 "classes": ("collapse",)}),
     )
-
-    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest | None, **kwargs: Any) -> Any:
-        if db_field.name == "secret_access_key":
-            kwargs["widget"] = forms.PasswordInput(render_value=True)
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 class OriginGroupInline(admin.TabularInline):
@@ -115,8 +199,32 @@ class CacheBehaviorInline(admin.TabularInline):
               "cached_methods", "cache_policy", "origin_request_policy", "compress")
 
 
+def _kept_forms(formset: Any) -> list[forms.ModelForm]:
+    return [f for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+
+
+def _values(form: forms.ModelForm, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The form's fields as the service takes them: the instance's values, as its `clean()` left them."""
+    return {name: getattr(form.instance, name) for name in form.cleaned_data if name not in skip}
+
+
+PART_SKIP = ("id", "DELETE", "distribution")
+
+
+def _distribution_input(form: Any, formsets: Any) -> dict[str, Any]:
+    """What the API's serializer would hand the service for the same distribution."""
+    data = _values(form, skip=("owner",))
+    by_model = {formset.model: formset for formset in formsets}
+    data["aliases"] = sorted(f.instance.name for f in _kept_forms(by_model[Alias]))
+    data["origins"] = [_values(f, PART_SKIP) for f in _kept_forms(by_model[Origin])]
+    data["origin_groups"] = [_values(f, PART_SKIP) for f in _kept_forms(by_model[OriginGroup])]
+    behaviors = sorted(_kept_forms(by_model[CacheBehavior]), key=lambda f: f.cleaned_data.get("position") or 0)
+    data["cache_behaviors"] = [_values(f, (*PART_SKIP, "position")) for f in behaviors]
+    return data
+
+
 @admin.register(Distribution)
-class DistributionAdmin(admin.ModelAdmin):
+class DistributionAdmin(ServiceAdmin):
     list_display = ("id", "domain_name", "comment", "owner", "enabled", "status", "updated_at")
     list_filter = ("enabled", "owner")
     search_fields = ("id", "comment", "alias_set__name", "origins__domain_name")
@@ -134,15 +242,19 @@ class DistributionAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj) and (obj is None or not obj.enabled)
 
     def save_model(self, request: HttpRequest, obj: Distribution, form: Any, change: bool) -> None:
-        if change:
-            obj.etag = new_etag()
-        super().save_model(request, obj, form, change)
+        """Nothing yet: the service writes the distribution and its parts together (`save_related`)."""
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        obj = form.instance
-        services.config_changed(f"distribution {obj.id} {'updated' if change else 'created'} in the admin",
-                                [obj.id], request.user)
+        data = _distribution_input(form, formsets)
+        owner = form.cleaned_data.get("owner")
+        if change:
+            stored = self.call(form, services.distribution_update, distribution=form.instance, user=request.user,
+                               data=data, owner=owner)
+        else:
+            stored = self.call(form, services.distribution_create, user=request.user, data=data, owner=owner)
+        _become(form.instance, stored)
+        for formset in formsets:
+            formset.save(commit=False)  # writes nothing; lists what changed, for the admin's history
 
     def delete_model(self, request: HttpRequest, obj: Distribution) -> None:
         services.distribution_delete(distribution=obj, user=request.user)
@@ -155,30 +267,33 @@ class DistributionAdmin(admin.ModelAdmin):
             services.distribution_delete(distribution=obj, user=request.user)
 
 
-class _PolicyAdmin(admin.ModelAdmin):
+class _PolicyAdmin(ServiceAdmin):
     list_display = ("name", "managed", "owner", "updated_at")
     list_filter = ("managed",)
     search_fields = ("name", "comment")
     readonly_fields = ("managed", "created_at", "updated_at")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and (obj is None or not obj.managed)
+        return super().has_change_permission(request, obj) and (obj is None or services.policy_is_writable(obj))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and (obj is None or not obj.managed)
+        return super().has_delete_permission(request, obj) and (obj is None or services.policy_is_writable(obj))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if not change:
-            obj.id = uuid.uuid4()
-            if obj.owner_id is None:
-                obj.owner = request.user
-        super().save_model(request, obj, form, change)
-        users = sorted(set(obj.behaviors.values_list("distribution_id", flat=True)))
-        if change and users:
-            services.config_changed(f"{obj._meta.verbose_name} {obj.name} updated in the admin", users, request.user)
+        data = _values(form)
+        if change:
+            stored = self.call(form, services.policy_update, policy=obj, user=request.user, data=data)
+        else:
+            data["owner"] = data.get("owner") or request.user
+            stored = self.call(form, services.policy_create, model=type(obj), user=request.user, data=data)
+        _become(obj, stored)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         services.policy_delete(policy=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            services.policy_delete(policy=obj)
 
 
 @admin.register(CachePolicy)
@@ -238,8 +353,12 @@ class InvalidationAddForm(forms.ModelForm):
 
 
 @admin.register(Invalidation)
-class InvalidationAdmin(admin.ModelAdmin):
-    """Created through the service, like the API's; immutable afterwards, like CloudFront's."""
+class InvalidationAdmin(ServiceAdmin):
+    """Created through the service, like the API's; immutable afterwards, like CloudFront's.
+
+    Never deleted either: they are a history, and the ordered sequence (`seq`) the edges
+    acknowledge and catch up from.
+    """
 
     list_display = ("id", "distribution", "status", "created_at", "completed_at")
     list_filter = ("status",)
@@ -261,26 +380,46 @@ class InvalidationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
     def save_model(self, request: HttpRequest, obj: Invalidation, form: Any, change: bool) -> None:
-        created, new = services.invalidation_create(
-            distribution=obj.distribution, user=request.user, paths=obj.paths, tags=obj.tags,
+        created, new = self.call(
+            form, services.invalidation_create, distribution=obj.distribution, user=request.user, paths=obj.paths, tags=obj.tags,
             caller_reference=form.cleaned_data["caller_reference"])
         if not new:
             self.message_user(request, f"caller_reference {created.caller_reference!r} was used before: this is "
                                        f"invalidation {created.id}, made then; nothing new was sent to the edges",
                               messages.WARNING)
-        # The admin goes on with `obj` (log entry, success message, redirect): make it the stored row.
-        obj.__dict__.update(created.__dict__)
+        _become(obj, created)
 
 
 @admin.register(EdgeNode)
-class EdgeNodeAdmin(admin.ModelAdmin):
+class EdgeNodeAdmin(ServiceAdmin):
+    """Edges are listed and edited here, never added: registration hands out the edge's token,
+    shown once by `manage.py edge_register` or `POST /api/v1/edges/`, and no page of this admin
+    shows a secret. The list page says so (templates/admin/distributions/edgenode/change_list.html).
+    """
+
     list_display = ("name", "pop", "url", "applied_version", "applied_at", "healthy", "last_seen", "last_error")
     list_filter = ("healthy", "pop")
     search_fields = ("name", "pop", "url")
     # The fleet protocol (heartbeats, pushes, acks) owns these; an edit here would only lie about the edge.
     readonly_fields = ("token_hash", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
                        "healthy", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: EdgeNode, form: Any, change: bool) -> None:
+        _become(obj, self.call(form, services.edge_update, edge=obj, data=_values(form)))
+
+    def delete_model(self, request: HttpRequest, obj: EdgeNode) -> None:
+        services.edge_delete(edge=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[EdgeNode]) -> None:
+        for obj in queryset:
+            services.edge_delete(edge=obj)
 
 
 @admin.register(ConfigVersion)

@@ -59,6 +59,19 @@ def edge_list() -> QuerySet[EdgeNode]:
     return EdgeNode.objects.all()
 
 
+def edges_healthy() -> QuerySet[EdgeNode]:
+    return EdgeNode.objects.filter(healthy=True)
+
+
+def edges_behind(version: int) -> QuerySet[EdgeNode]:
+    """The healthy edges that run something older than `version`: where a push goes."""
+    return edges_healthy().filter(applied_version__lt=version)
+
+
+def invalidation_by_seq(seq: int) -> Invalidation | None:
+    return Invalidation.objects.filter(seq=seq).first()
+
+
 def config_version_latest() -> ConfigVersion | None:
     return ConfigVersion.objects.order_by("-version").first()
 

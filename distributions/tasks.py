@@ -27,15 +27,14 @@ def push_config(version: int | None = None) -> dict[str, int]:
     latest = selectors.config_version_latest()
     if latest is None:
         return {}
-    edges = EdgeNode.objects.filter(healthy=True, applied_version__lt=latest.version)
+    edges = selectors.edges_behind(latest.version)
     results: dict[str, int] = {}
     for outcome in fleet.broadcast(_targets(edges), "PUT", "/config", latest.document):
         running = int(outcome.body.get("version", 0) or 0)
         if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
             services.edge_applied(edge_name=outcome.name, version=running or latest.version)
         else:
-            EdgeNode.objects.filter(name=outcome.name).update(last_error=outcome.error[:2000])
-            log.warning("edge %s did not take version %s: %s", outcome.name, latest.version, outcome.error)
+            services.edge_push_failed(edge_name=outcome.name, version=latest.version, error=outcome.error)
         results[outcome.name] = outcome.status
     return results
 
@@ -53,10 +52,10 @@ def _push_invalidations(edges: list[EdgeNode], invalidations: list[Invalidation]
 
 @shared_task(ignore_result=True)
 def push_invalidation(seq: int) -> None:
-    invalidation = Invalidation.objects.filter(seq=seq).first()
+    invalidation = selectors.invalidation_by_seq(seq)
     if invalidation is None:
         return
-    _push_invalidations(list(EdgeNode.objects.filter(healthy=True)), [invalidation])
+    _push_invalidations(list(selectors.edges_healthy()), [invalidation])
     services.invalidations_check_complete([seq])
 
 
@@ -65,7 +64,7 @@ def fleet_tick() -> None:
     """The safety net: health, re-push of config and invalidations, completion."""
     services.fleet_check_health()
     push_config()
-    for edge in EdgeNode.objects.filter(healthy=True):
+    for edge in selectors.edges_healthy():
         pending = services.pending_invalidations(edge)[:100]
         if pending:
             _push_invalidations([edge], pending)

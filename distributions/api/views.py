@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from .. import selectors, services
-from ..models import CachePolicy, ConfigVersion, Distribution, OriginRequestPolicy
+from ..models import CachePolicy, ConfigVersion, Distribution, EdgeNode, OriginRequestPolicy
 from .errors import PreconditionFailed, PreconditionRequired
 from .serializers import (
     CachePolicySerializer,
@@ -187,8 +187,6 @@ class _PolicyViewSet(viewsets.ModelViewSet):
         serializer.instance = services.policy_create(model=self.model, user=self.request.user, data=serializer.validated_data)
 
     def perform_update(self, serializer: Any) -> None:
-        if serializer.instance.managed:
-            raise PermissionError("managed policies are read-only")
         serializer.instance = services.policy_update(policy=serializer.instance, user=self.request.user,
                                                      data=serializer.validated_data)
 
@@ -197,8 +195,8 @@ class _PolicyViewSet(viewsets.ModelViewSet):
 
     def check_object_permissions(self, request: Request, obj: Any) -> None:
         super().check_object_permissions(request, obj)
-        if request.method not in permissions.SAFE_METHODS and obj.managed:
-            raise PermissionError("managed policies are read-only")
+        if request.method not in permissions.SAFE_METHODS:
+            services.policy_check_writable(obj)  # before the body is read: a 403, not a 400
 
 
 class CachePolicyViewSet(_PolicyViewSet):
@@ -273,6 +271,9 @@ class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewset
         edge, token = services.edge_register(**serializer.validated_data)
         shown = EdgeNodeSerializer(edge, context=self.get_serializer_context()).data
         return Response(dict(shown, token=token), status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: EdgeNode) -> None:
+        services.edge_delete(edge=instance)
 
 
 class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):

@@ -7,13 +7,18 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.forms import PasswordInput
 from django.test import Client
 from rest_framework.test import APIClient
 
 from distributions import services
-from distributions.models import ConfigVersion, Distribution, EdgeNode, Invalidation
+from distributions.models import CachePolicy, ConfigVersion, Distribution, EdgeNode, Invalidation
+
+from .conftest import MINIMAL, minimal
 
 pytestmark = pytest.mark.django_db
+
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 
 
 def inline(prefix: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def test_adding_an_invalidation_names_the_stored_id_the_api_answers_for(
         admin_client: Client, api: APIClient, created: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         django_capture_on_commit_callbacks: Any) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(services, "invalidation_created_hooks", [lambda invalidation: sent.append(invalidation.id)])
+    monkeypatch.setattr(services.invalidations, "invalidation_created_hooks", [lambda invalidation: sent.append(invalidation.id)])
     with django_capture_on_commit_callbacks(execute=True):
         response = add_invalidation(admin_client, created["id"], "/index.html\r\n\r\n  /img/*  \r\n")
     assert response.status_code == 200
@@ -213,3 +218,201 @@ def test_the_fields_the_fleet_protocol_owns_are_read_only_on_an_edge(admin_clien
     assert edge.pop == "fr2"  # the form was accepted...
     assert (edge.invalidation_seq, edge.applied_version, edge.healthy) == (0, 0, False)  # ...without these
     assert edge.token_hash != "0" * 64
+
+
+# ---- Writes go through the services, as the API's do ----
+
+def as_posted(page: Any) -> dict[str, Any]:
+    """What a browser sends back from an admin change page when nothing is changed."""
+    context = page.context
+    forms = [context["adminform"].form]
+    for inline_admin_formset in context["inline_admin_formsets"]:
+        formset = inline_admin_formset.formset
+        forms += [formset.management_form, *formset.forms]
+    data: dict[str, Any] = {}
+    for form in forms:
+        for name, field in form.fields.items():
+            if isinstance(field.widget, PasswordInput) and not field.widget.render_value:
+                continue  # not in the page, so not sent back
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            data[form.add_prefix(name)] = "on" if value is True else value
+    return data
+
+
+def deployed_everywhere(created: dict[str, Any]) -> EdgeNode:
+    """One healthy edge that runs the newest version, so the distribution reads Deployed."""
+    edge, _ = services.edge_register(name="edge-fra", pop="fra", url="http://127.0.0.1:1")
+    EdgeNode.objects.filter(pk=edge.pk).update(healthy=True, applied_version=ConfigVersion.objects.get().version)
+    return edge
+
+
+@pytest.mark.parametrize("through", ["api", "admin"])
+def test_a_change_publishes_a_version_and_goes_in_progress_in_the_admin_as_in_the_api(
+        through: str, admin_client: Client, api: APIClient, created: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any) -> None:
+    deployed_everywhere(created)
+    assert api.get(f"/api/v1/distributions/{created['id']}/").json()["status"] == "Deployed"
+    pushed: list[int] = []
+    monkeypatch.setattr(services.publishing, "version_published_hooks", [lambda version: pushed.append(version.version)])
+    with django_capture_on_commit_callbacks(execute=True):
+        if through == "api":
+            response = api.patch(f"/api/v1/distributions/{created['id']}/", {"default_root_object": "home.html"},
+                                 format="json", HTTP_IF_MATCH=f'"{created["etag"]}"')
+            assert response.status_code == 200, response.json()
+        else:
+            url = f"/admin/distributions/distribution/{created['id']}/change/"
+            data = dict(as_posted(admin_client.get(url)), default_root_object="home.html")
+            response = admin_client.post(url, data)
+            assert response.status_code == 302, response.content.decode()[:3000]
+    newest = ConfigVersion.objects.order_by("-version").first()
+    assert newest is not None and newest.version == 2 and pushed == [2]  # the service's after-commit hook ran
+    assert newest.reason == f"distribution {created['id']} updated"
+    [compiled] = newest.document["distributions"]
+    assert compiled["default_root_object"] == "home.html"
+    after = api.get(f"/api/v1/distributions/{created['id']}/").json()
+    assert after["status"] == "InProgress" and after["config_version"] == 2
+    assert after["etag"] != created["etag"]
+    # Everything else is as it was: the parts went through the service unchanged, the owner stays.
+    for key in ("aliases", "origins", "origin_groups", "cache_behaviors", "custom_error_responses", "owner"):
+        assert after[key] == created[key], key
+
+
+def test_creating_in_the_admin_gives_the_distribution_to_the_owner_chosen(
+        admin_client: Client, staff: User, alice: User, django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        data = dict(form(staff, [behavior(0, "*")]), owner=alice.pk)
+        assert admin_client.post("/admin/distributions/distribution/add/", data).status_code == 302
+    distribution = Distribution.objects.get()
+    assert distribution.owner == alice
+    assert distribution.config_version == ConfigVersion.objects.get().version == 1
+
+
+def test_an_alias_the_service_refuses_is_a_form_error_with_the_services_words(
+        admin_client: Client, staff: User, created: dict[str, Any]) -> None:
+    data = form(staff, [behavior(0, "*")])
+    data.update(inline("alias_set", [{"name": "WWW.example.test"}]))  # created's alias, in other letters
+    response = admin_client.post("/admin/distributions/distribution/add/", data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.non_field_errors()
+    assert f"alias 'www.example.test' is already used by distribution {created['id']}" in " ".join(errors), errors
+    assert "from the admin" in response.content.decode()  # the form is shown again with what was typed
+    assert Distribution.objects.count() == 1 and ConfigVersion.objects.count() == 1
+
+
+def test_changing_a_policy_in_use_in_the_admin_republishes_its_distributions(
+        admin_client: Client, api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    policy = api.post("/api/v1/cache-policies/", {"name": "short", "default_ttl": 60}, format="json").json()
+    with django_capture_on_commit_callbacks(execute=True):
+        body = minimal(cache_behaviors=[{"path_pattern": "*", "target_origin_id": "web", "cache_policy": "short"}])
+        made = api.post("/api/v1/distributions/", body, format="json").json()
+    deployed_everywhere(made)
+    url = f"/admin/distributions/cachepolicy/{policy['id']}/change/"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, dict(as_posted(admin_client.get(url)), default_ttl=120))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    newest = ConfigVersion.objects.order_by("-version").first()
+    assert newest is not None and newest.version == 2 and newest.reason == "cache policy short updated"
+    assert newest.document["distributions"][0]["cache_behaviors"][0]["cache_policy"]["default_ttl"] == 120
+    assert api.get(f"/api/v1/distributions/{made['id']}/").json()["status"] == "InProgress"
+
+
+def test_a_policy_added_in_the_admin_belongs_to_whoever_added_it(admin_client: Client, staff: User) -> None:
+    response = admin_client.post("/admin/distributions/cachepolicy/add/", {
+        "name": "mine", "min_ttl": 0, "default_ttl": 5, "max_ttl": 100, "query_strings_behavior": "none",
+        "query_strings": "[]", "headers_behavior": "none", "headers": "[]", "cookies_behavior": "none",
+        "cookies": "[]"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert CachePolicy.objects.get(name="mine").owner == staff
+
+
+def test_a_managed_policy_cannot_be_changed_through_the_admin(admin_client: Client) -> None:
+    url = f"/admin/distributions/cachepolicy/{CACHING_OPTIMIZED}/change/"
+    response = admin_client.post(url, {"name": "CachingOptimized", "min_ttl": 0, "default_ttl": 1, "max_ttl": 1})
+    assert response.status_code == 403
+    assert CachePolicy.objects.get(pk=CACHING_OPTIMIZED).default_ttl == 86400
+
+
+# ---- Edges are registered where their token can be handed out ----
+
+def test_an_edge_cannot_be_added_in_the_admin_and_the_list_says_how_to_register_one(admin_client: Client) -> None:
+    assert admin_client.get("/admin/distributions/edgenode/add/").status_code == 403
+    refused = admin_client.post("/admin/distributions/edgenode/add/", {"name": "edge-x", "pop": "x",
+                                                                       "url": "http://127.0.0.1:1"})
+    assert refused.status_code == 403
+    assert not EdgeNode.objects.exists()
+    page = admin_client.get("/admin/distributions/edgenode/").content.decode()
+    assert "/admin/distributions/edgenode/add/" not in page
+    assert "manage.py edge_register" in page and "POST /api/v1/edges/" in page
+
+
+def test_no_admin_page_shows_an_edges_token(admin_client: Client) -> None:
+    edge, token = services.edge_register(name="edge-fra", pop="fra", url="http://127.0.0.1:1")
+    for url in ("/admin/distributions/edgenode/", f"/admin/distributions/edgenode/{edge.pk}/change/"):
+        page = admin_client.get(url)
+        assert page.status_code == 200 and "edge-fra" in page.content.decode()
+        assert token not in page.content.decode()
+
+
+def test_removing_an_edge_in_the_admin_releases_the_invalidations_that_waited_for_it(
+        admin_client: Client, created: dict[str, Any]) -> None:
+    fra, _ = services.edge_register(name="edge-fra", pop="fra", url="http://127.0.0.1:1")
+    iad, _ = services.edge_register(name="edge-iad", pop="iad", url="http://127.0.0.1:1")
+    EdgeNode.objects.update(healthy=True)
+    invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None, paths=["/a"],
+                                                   tags=[], caller_reference=None)
+    services.invalidation_ack(edge=fra, ids=[invalidation.seq])
+    assert Invalidation.objects.get().status == "InProgress"  # iad has not acknowledged it
+    response = admin_client.post(f"/admin/distributions/edgenode/{iad.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert list(EdgeNode.objects.values_list("name", flat=True)) == ["edge-fra"]
+    assert Invalidation.objects.get().status == "Completed"
+
+
+# ---- Invalidations are a history ----
+
+def test_an_invalidation_cannot_be_deleted_in_the_admin(admin_client: Client, created: dict[str, Any]) -> None:
+    add_invalidation(admin_client, created["id"], "/a")
+    invalidation = Invalidation.objects.get()
+    page = admin_client.get(f"/admin/distributions/invalidation/{invalidation.pk}/change/").content.decode()
+    assert f"/admin/distributions/invalidation/{invalidation.pk}/delete/" not in page  # no delete button
+    assert 'name="seq"' not in page  # the order the edges acknowledge is not editable either
+    delete = f"/admin/distributions/invalidation/{invalidation.pk}/delete/"
+    assert admin_client.get(delete).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    listing = admin_client.get("/admin/distributions/invalidation/").content.decode()
+    assert "delete_selected" not in listing  # nor the bulk action
+    bulk = admin_client.post("/admin/distributions/invalidation/", {"action": "delete_selected",
+                                                                  "_selected_action": [invalidation.pk], "post": "yes"})
+    assert bulk.status_code in (200, 302)
+    assert Invalidation.objects.filter(pk=invalidation.pk).exists()
+
+
+# ---- S3 credentials are write-only in the admin too ----
+
+S3_ORIGIN = {"origin_id": "bucket", "kind": "s3", "bucket": "assets", "region": "eu-west-1",
+             "endpoint_url": "http://127.0.0.1:9000", "access_key_id": "AKIDEXAMPLE",
+             "secret_access_key": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"}
+
+
+def test_an_s3_secret_is_never_rendered_and_a_blank_one_keeps_the_stored_one(
+        admin_client: Client, api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        made = api.post("/api/v1/distributions/", minimal(origins=[MINIMAL["origins"][0], S3_ORIGIN]),
+                        format="json").json()
+    url = f"/admin/distributions/distribution/{made['id']}/change/"
+    page = admin_client.get(url)
+    assert S3_ORIGIN["secret_access_key"] not in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, dict(as_posted(page), comment="renamed in the admin"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    origin = Distribution.objects.get(pk=made["id"]).origins.get(origin_id="bucket")
+    assert (origin.access_key_id, origin.secret_access_key) == (S3_ORIGIN["access_key_id"],
+                                                                S3_ORIGIN["secret_access_key"])
+    cleared = dict(as_posted(admin_client.get(url)))
+    prefix = next(key for key, value in cleared.items() if value == "AKIDEXAMPLE").removesuffix("access_key_id")
+    cleared[prefix + "access_key_id"] = ""
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, cleared).status_code == 302
+    assert not Distribution.objects.get(pk=made["id"]).origins.get(origin_id="bucket").has_credentials

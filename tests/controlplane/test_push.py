@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from distributions import services, tasks
+from distributions import selectors, services, tasks
 from distributions.models import Distribution, EdgeNode, Invalidation
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +110,7 @@ def test_it_pushes_the_newest_version_to_every_healthy_edge_with_a_valid_signatu
 def test_a_burst_of_versions_is_coalesced_into_one_push_of_the_newest(
         created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
     publish(4)
-    newest = services.selectors.latest_version_number()
+    newest = selectors.latest_version_number()
     for _ in range(3):  # three queued push tasks from the burst
         tasks.push_config()
     for _, stub in edges:
@@ -163,7 +164,7 @@ def test_the_fleet_tick_repushes_what_an_edge_missed(created: dict[str, Any], ed
     invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None,
                                                    paths=["/a"], tags=[], caller_reference=None)
     for edge, _ in edges:
-        EdgeNode.objects.filter(pk=edge.pk).update(last_seen=services.timezone.now())
+        EdgeNode.objects.filter(pk=edge.pk).update(last_seen=timezone.now())
     tasks.fleet_tick()
     for edge, stub in edges:
         edge.refresh_from_db()

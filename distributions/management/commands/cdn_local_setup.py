@@ -60,10 +60,10 @@ class Command(BaseCommand):
                 edge = EdgeNode.objects.filter(name=name).first()
                 if edge is None or name not in tokens:
                     if edge is not None:
-                        edge.delete()
+                        services.edge_delete(edge=edge)
                     _, tokens[name] = services.edge_register(name=name, pop=pop, url=url)
                 elif edge.url != url:
-                    EdgeNode.objects.filter(pk=edge.pk).update(url=url)
+                    services.edge_update(edge=edge, data={"url": url})
             path.write_text(json.dumps(tokens, indent=2) + "\n")
             path.chmod(0o600)
             if tokens_dir is not None:

@@ -1,0 +1,73 @@
+"""Writes, by concern. Views, tasks, the admin and the management commands call these names
+(`services.distribution_create(...)`); the modules hold them:
+
+- `publishing`: config versions, published after the surrounding transaction commits
+- `distributions`, `policies`, `invalidations`: what users change
+- `edges`: registration, heartbeats, push outcomes, health
+- `stats`: traffic reports from the edges and their retention
+"""
+
+from __future__ import annotations
+
+from .distributions import distribution_create, distribution_delete, distribution_update
+from .edges import (
+    MISSED_HEARTBEATS,
+    edge_applied,
+    edge_delete,
+    edge_for_token,
+    edge_heartbeat,
+    edge_push_failed,
+    edge_register,
+    edge_update,
+    fleet_check_health,
+)
+from .errors import Conflict
+from .invalidations import (
+    PENDING_INVALIDATIONS_LIMIT,
+    invalidation_ack,
+    invalidation_check_reuse,
+    invalidation_create,
+    invalidation_created_hooks,
+    invalidation_message,
+    invalidations_check_complete,
+    pending_invalidations,
+)
+from .policies import policy_check_writable, policy_create, policy_delete, policy_is_writable, policy_update
+from .publishing import config_changed, config_version_publish, version_published_hooks
+from .stats import HOUR_RETENTION, MINUTE_RETENTION, stats_ingest, stats_prune
+
+__all__ = [
+    "HOUR_RETENTION",
+    "MINUTE_RETENTION",
+    "MISSED_HEARTBEATS",
+    "PENDING_INVALIDATIONS_LIMIT",
+    "Conflict",
+    "config_changed",
+    "config_version_publish",
+    "distribution_create",
+    "distribution_delete",
+    "distribution_update",
+    "edge_applied",
+    "edge_delete",
+    "edge_for_token",
+    "edge_heartbeat",
+    "edge_push_failed",
+    "edge_register",
+    "edge_update",
+    "fleet_check_health",
+    "invalidation_ack",
+    "invalidation_check_reuse",
+    "invalidation_create",
+    "invalidation_created_hooks",
+    "invalidation_message",
+    "invalidations_check_complete",
+    "pending_invalidations",
+    "policy_check_writable",
+    "policy_create",
+    "policy_delete",
+    "policy_is_writable",
+    "policy_update",
+    "stats_ingest",
+    "stats_prune",
+    "version_published_hooks",
+]
