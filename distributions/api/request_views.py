@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from cdncontract.limits import MAX_TAIL_RECORDS
 
-from .. import fleet, selectors
+from .. import edge_client, selectors
 from ..models import EdgeNode
 
 DEFAULT_LIMIT = 100
@@ -31,5 +31,5 @@ class RecentRequestsView(APIView):
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_TAIL_RECORDS:
             raise serializers.ValidationError({"limit": f"must be an integer from 1 to {MAX_TAIL_RECORDS}"})
         edges = EdgeNode.objects.filter(healthy=True).order_by("name")
-        targets = [fleet.Target(edge.name, edge.url, edge.token_hash) for edge in edges]
-        return Response(fleet.recent_requests(targets, distribution.pk, int(raw)))
+        targets = [edge_client.Target(edge.name, edge.url, edge.token_hash) for edge in edges]
+        return Response(edge_client.recent_requests(targets, distribution.pk, int(raw)))
