@@ -17,6 +17,7 @@ from cdncontract import cache_key, headers, http, names, paths, ttl
 from cdncontract.errors import ContractError
 from cdncontract.schema import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
 
+
 class ConfigError(ValueError):
     """A document the edge refuses; the message starts with the offending field path."""
 
