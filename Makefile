@@ -19,7 +19,7 @@ run: $(STAMP)
 # DEBUG=true only lets settings generate a local SECRET_KEY under var/; pytest-django
 # still runs every test with DEBUG off, as production does.
 test: $(STAMP)
-	$(PY) -m mypy edgeagent
+	$(PY) -m mypy edgeagent cdncontract
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
 
 # The soak test for 30 minutes (make test runs it for 3), its summary printed at the end.

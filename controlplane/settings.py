@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from cdncontract.errors import ContractError
+from cdncontract.names import hostname
 from controlplane import broker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -109,6 +111,10 @@ USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
 CDN_DOMAIN_SUFFIX = env_str("CDN_DOMAIN_SUFFIX", "cdn.localhost").strip().lower().strip(".")
 if not CDN_DOMAIN_SUFFIX:
     raise ImproperlyConfigured("CDN_DOMAIN_SUFFIX must not be empty")
+try:  # every distribution's domain name ends with it, and edges take only valid host names
+    hostname(CDN_DOMAIN_SUFFIX, what="CDN_DOMAIN_SUFFIX")
+except ContractError as exc:
+    raise ImproperlyConfigured(exc.problem) from None
 
 # How often edges report; an edge that misses 3 heartbeats is unhealthy.
 CDN_HEARTBEAT_SECONDS = env_int("CDN_HEARTBEAT_SECONDS", 5, minimum=1)

@@ -10,9 +10,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from edgeagent.config import SCHEMA_VERSION
+from cdncontract.http import METHOD_LISTS
+from cdncontract.schema import SCHEMA_VERSION
 
-from .models import METHOD_LISTS, CacheBehavior, CachePolicy, Distribution, Origin, OriginGroup, OriginRequestPolicy
+from .models import CacheBehavior, CachePolicy, Distribution, Origin, OriginGroup, OriginRequestPolicy
 
 
 def compile_document(distributions: Iterable[Distribution], version: int) -> dict[str, Any]:
@@ -85,8 +86,8 @@ def _behavior(b: CacheBehavior) -> dict[str, Any]:
         "path_pattern": b.path_pattern,
         "target": b.target_origin_id,
         "viewer_protocol_policy": b.viewer_protocol_policy,
-        "allowed_methods": METHOD_LISTS[b.allowed_methods],
-        "cached_methods": METHOD_LISTS[b.cached_methods],
+        "allowed_methods": list(METHOD_LISTS[b.allowed_methods]),
+        "cached_methods": list(METHOD_LISTS[b.cached_methods]),
         "compress": b.compress,
         "cache_policy": _cache_policy(b.cache_policy),
         "origin_request_policy": _origin_request_policy(b.origin_request_policy) if b.origin_request_policy else None,

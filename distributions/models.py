@@ -16,6 +16,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from cdncontract import names
+from cdncontract.stats import COUNTER_NAMES as COUNTERS  # the counter columns of TrafficStat, re-exported
+from cdncontract.stats import LATENCY_BOUNDS_MS
+from cdncontract.ttl import MAX_TTL, ttl_errors
+
 from . import rules
 
 ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -65,13 +70,6 @@ class AllowedMethods(models.TextChoices):
 class CachedMethods(models.TextChoices):
     GET_HEAD = "GET_HEAD"
     GET_HEAD_OPTIONS = "GET_HEAD_OPTIONS"
-
-
-METHOD_LISTS = {
-    "GET_HEAD": ["GET", "HEAD"],
-    "GET_HEAD_OPTIONS": ["GET", "HEAD", "OPTIONS"],
-    "ALL": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
-}
 
 
 class ListBehavior(models.TextChoices):
@@ -140,9 +138,9 @@ class _PolicyBase(models.Model):
 
 class CachePolicy(_PolicyBase):
     id = models.UUIDField(primary_key=True, editable=False)
-    min_ttl = models.BigIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(rules.MAX_TTL)])
-    default_ttl = models.BigIntegerField(default=86400, validators=[MinValueValidator(0), MaxValueValidator(rules.MAX_TTL)])
-    max_ttl = models.BigIntegerField(default=31536000, validators=[MinValueValidator(0), MaxValueValidator(rules.MAX_TTL)])
+    min_ttl = models.BigIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(MAX_TTL)])
+    default_ttl = models.BigIntegerField(default=86400, validators=[MinValueValidator(0), MaxValueValidator(MAX_TTL)])
+    max_ttl = models.BigIntegerField(default=31536000, validators=[MinValueValidator(0), MaxValueValidator(MAX_TTL)])
     enable_gzip = models.BooleanField(default=True)
     enable_brotli = models.BooleanField(default=True)
 
@@ -158,7 +156,7 @@ class CachePolicy(_PolicyBase):
             super().clean()
         except ValidationError as exc:
             errors.update(exc.message_dict)
-        for field, message in rules.validate_ttls(self.min_ttl, self.default_ttl, self.max_ttl).items():
+        for field, message in ttl_errors(self.min_ttl, self.default_ttl, self.max_ttl).items():
             errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
@@ -202,9 +200,10 @@ class Distribution(models.Model):
         return f"{self.id.lower()}.{settings.CDN_DOMAIN_SUFFIX}"
 
     def clean(self) -> None:
-        root = self.default_root_object
-        if root and (root.startswith("/") or any(c in root for c in "?# \r\n\0")):
-            raise ValidationError({"default_root_object": "default_root_object is an object name like 'index.html': no leading '/', '?', '#' or spaces"})
+        try:
+            rules.validate_default_root_object(self.default_root_object)
+        except ValidationError as exc:
+            raise ValidationError({"default_root_object": exc.messages}) from exc
         self.custom_error_responses = rules.normalise_custom_error_responses(self.custom_error_responses or [])
 
 
@@ -268,14 +267,16 @@ class Origin(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, Any] = {}
-        if not rules.ORIGIN_ID.match(self.origin_id or ""):
-            errors["origin_id"] = "origin_id must be 1-128 letters, digits, '_', '.' or '-'"
+        try:
+            rules.validate_origin_id(self.origin_id)
+        except ValidationError as exc:
+            errors["origin_id"] = exc.messages
         if self.kind == OriginKind.S3:
             if not self.bucket:
                 errors["bucket"] = "an s3 origin needs a bucket"
-            elif not rules.S3_BUCKET.match(self.bucket):
+            elif not names.S3_BUCKET.match(self.bucket):
                 errors["bucket"] = "bucket must be 3-63 lowercase letters, digits, '.' or '-'"
-            if self.region and not rules.S3_REGION.match(self.region):
+            if self.region and not names.S3_REGION.match(self.region):
                 errors["region"] = f"{self.region!r} is not a region name like 'us-east-1'"
             if bool(self.access_key_id) != bool(self.secret_access_key):
                 errors["secret_access_key"] = "access_key_id and secret_access_key go together"
@@ -313,8 +314,10 @@ class OriginGroup(models.Model):
         return self.group_id
 
     def clean(self) -> None:
-        if not rules.ORIGIN_ID.match(self.group_id or ""):
-            raise ValidationError({"group_id": "group_id must be 1-128 letters, digits, '_', '.' or '-'"})
+        try:
+            rules.validate_origin_id(self.group_id, "group_id")
+        except ValidationError as exc:
+            raise ValidationError({"group_id": exc.messages}) from exc
         if isinstance(self.failover_status_codes, list):
             self.failover_status_codes = sorted(self.failover_status_codes)
 
@@ -340,8 +343,7 @@ class CacheBehavior(models.Model):
         return self.path_pattern
 
     def clean(self) -> None:
-        if self.cached_methods == CachedMethods.GET_HEAD_OPTIONS and self.allowed_methods == AllowedMethods.GET_HEAD:
-            raise ValidationError({"cached_methods": "OPTIONS can only be cached when allowed_methods includes OPTIONS"})
+        rules.validate_method_lists(self.allowed_methods, self.cached_methods)
 
 
 # ---- Invalidations ----
@@ -368,14 +370,7 @@ class Invalidation(models.Model):
         return self.id
 
     def clean(self) -> None:
-        try:
-            rules.validate_invalidation_paths(self.paths, self.tags)
-        except ValidationError as exc:
-            raise ValidationError({"paths": exc.messages}) from exc
-        try:
-            rules.validate_tags(self.tags)
-        except ValidationError as exc:
-            raise ValidationError({"tags": exc.messages}) from exc
+        rules.validate_invalidation(self.paths, self.tags)
 
 
 # ---- Edges and config versions ----
@@ -457,9 +452,7 @@ class InvalidationAck(models.Model):
 
 # ---- Traffic statistics ----
 
-LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, None)  # None: +inf
-COUNTERS = ("requests", "hits", "misses", "bytes_out", "bytes_in", "status_2xx", "status_3xx", "status_4xx",
-            "status_5xx", "blocked")
+LATENCY_BUCKETS_MS = (*LATENCY_BOUNDS_MS, None)  # None: +inf
 
 
 class StatsReceipt(models.Model):

@@ -1,87 +1,49 @@
-"""The validation rules, in one place, shared by the models (and so the admin) and the API.
+"""The validation rules of the models (and so the admin) and the API.
 
-Each function raises django.core.exceptions.ValidationError with a message a person
-understands; callers attach it to the field it concerns.
+The rules the edge applies too are the contract's (cdncontract/), wrapped here as Django
+validators; what is left here concerns the control plane alone (the input's shape, policy
+name lists, URLs of edges and endpoints, the structure of a distribution). Each function
+raises django.core.exceptions.ValidationError with a message a person understands;
+callers attach it to the field it concerns.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from collections.abc import Iterable, Sequence
-from typing import Any
 
 from django.core.exceptions import ValidationError
 
-HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-ORIGIN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# Names a custom origin header may not use: hop-by-hop headers and the ones the edge owns.
-RESERVED_HEADERS = frozenset(
-    name.lower()
-    for name in (
-        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
-        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Cache-Control",
-        "Accept-Encoding", "Authorization", "Range", "If-Match", "If-None-Match", "If-Modified-Since",
-        "If-Range", "If-Unmodified-Since", "Expect", "Max-Forwards", "Via", "X-Forwarded-For",
-        "X-Forwarded-Proto", "X-Real-IP", "X-Request-Id", "X-Cache", "X-Edge-Location",
-        "X-Amz-Date", "X-Amz-Content-Sha256", "X-Amz-Security-Token",
-    )
-)
-FAILOVER_CODES = (400, 403, 404, 416, 500, 502, 503, 504)
-ERROR_CODES = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
-MAX_TTL = 3153600000  # 100 years, CloudFront's ceiling
+from cdncontract import headers, http, names, paths, ttl
+from cdncontract.errors import ContractError
+
+T = TypeVar("T")
 
 
-def validate_hostname(value: str, *, allow_wildcard: bool = False, what: str = "domain name") -> str:
-    """Return the lowercase host name, or raise. IP literals are accepted only where no wildcard is."""
-    name = value.strip().lower().rstrip(".")
-    if not name:
-        raise ValidationError(f"{what} must not be empty")
-    if len(name) > 253:
-        raise ValidationError(f"{what} {value!r} is longer than 253 characters")
-    labels = name.split(".")
-    if labels[0] == "*":
-        if not allow_wildcard:
-            raise ValidationError(f"{what} {value!r} may not be a wildcard")
-        labels = labels[1:]
-        if len(labels) < 2:
-            raise ValidationError(f"wildcard {value!r} must name a domain with at least two labels after '*.'")
-    if "*" in name.lstrip("*"):
-        raise ValidationError(f"{what} {value!r}: '*' is only allowed as the whole first label ('*.example.com')")
-    for label in labels:
-        if not HOSTNAME_LABEL.match(label):
-            raise ValidationError(
-                f"{what} {value!r} is not a valid host name (labels of letters, digits and hyphens, 1-63 characters)"
-            )
-    return name
+def _django(check: Callable[..., T]) -> Callable[..., T]:
+    """One of the contract's checks (cdncontract/) as a Django validator: its refusal a ValidationError."""
+
+    @wraps(check)
+    def validate(*args: Any, **kwargs: Any) -> T:
+        try:
+            return check(*args, **kwargs)
+        except ContractError as exc:
+            raise ValidationError(exc.problem) from None
+
+    return validate
 
 
-def validate_origin_host(value: str) -> str:
-    """Origins may be host names or IP literals (IPv6 in brackets or bare)."""
-    raw = value.strip()
-    try:
-        ipaddress.ip_address(raw.strip("[]"))
-        return raw.strip("[]").lower()
-    except ValueError:
-        return validate_hostname(raw, what="origin domain name")
-
-
-def validate_ttls(min_ttl: int, default_ttl: int, max_ttl: int) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for name, value in (("min_ttl", min_ttl), ("default_ttl", default_ttl), ("max_ttl", max_ttl)):
-        if value is None:
-            continue
-        if value < 0 or value > MAX_TTL:
-            errors[name] = f"{name} must be between 0 and {MAX_TTL} seconds"
-    if errors or None in (min_ttl, default_ttl, max_ttl):
-        return errors
-    if min_ttl > default_ttl:
-        errors["min_ttl"] = "min_ttl must not exceed default_ttl"
-    if default_ttl > max_ttl:
-        errors["default_ttl"] = "default_ttl must not exceed max_ttl"
-    return errors
+validate_hostname = _django(names.hostname)
+validate_origin_host = _django(names.origin_host)
+validate_edge_name = _django(names.check_edge_name)
+validate_origin_path = _django(paths.check_origin_path)
+validate_path_pattern = _django(paths.check_path_pattern)
+validate_default_root_object = _django(paths.check_default_root_object)
+validate_failover_codes = _django(http.check_failover_codes)
+validate_origin_id = _django(names.check_origin_id)
 
 
 def validate_name_list(behavior: str, names: Sequence[Any], *, kind: str, lower: bool = False) -> list[str]:
@@ -93,7 +55,7 @@ def validate_name_list(behavior: str, names: Sequence[Any], *, kind: str, lower:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError(f"{kind} names must be non-empty strings")
         name = name.strip()
-        if kind == "headers" and not HEADER_NAME.match(name):
+        if kind == "headers" and not headers.HEADER_NAME.match(name):
             raise ValidationError(f"{name!r} is not a valid header name")
         if kind != "headers" and any(c in name for c in " ;=&#"):
             raise ValidationError(f"{kind} name {name!r} contains a character that cannot appear in it")
@@ -111,49 +73,10 @@ def validate_name_list(behavior: str, names: Sequence[Any], *, kind: str, lower:
 def validate_custom_headers(value: Any) -> None:
     if not isinstance(value, list):
         raise ValidationError("custom_headers must be a list of {name, value} objects")
-    seen: set[str] = set()
     for item in value:
         if not isinstance(item, dict) or set(item) != {"name", "value"}:
             raise ValidationError("each custom header must be an object with exactly 'name' and 'value'")
-        name, val = item["name"], item["value"]
-        if not isinstance(name, str) or not HEADER_NAME.match(name):
-            raise ValidationError(f"{name!r} is not a valid header name")
-        if not isinstance(val, str) or any(c in val for c in "\r\n\0") or len(val) > 1783:
-            raise ValidationError(f"the value of header {name!r} must be a string of at most 1783 characters without line breaks")
-        low = name.lower()
-        if low in RESERVED_HEADERS or low.startswith("x-edge-") or low.startswith("x-amz-"):
-            raise ValidationError(f"{name!r} is a hop-by-hop or reserved header and cannot be set on an origin")
-        if low in seen:
-            raise ValidationError(f"header {name!r} is listed twice")
-        seen.add(low)
-    if len(value) > 10:
-        raise ValidationError("at most 10 custom headers per origin")
-
-
-def validate_origin_path(value: str) -> None:
-    if value and (not value.startswith("/") or value.endswith("/")):
-        raise ValidationError("origin_path must start with '/' and must not end with '/' (e.g. '/production')")
-    if any(c in value for c in " ?#\r\n\0*"):
-        raise ValidationError("origin_path may not contain spaces, '?', '#', '*' or control characters")
-
-
-def validate_path_pattern(value: str) -> None:
-    if not value:
-        raise ValidationError("path_pattern must not be empty")
-    if len(value) > 255:
-        raise ValidationError("path_pattern must be at most 255 characters")
-    if any(ord(c) < 33 or ord(c) == 127 for c in value):
-        raise ValidationError("path_pattern may not contain spaces or control characters")
-
-
-def validate_failover_codes(value: Any) -> None:
-    if not isinstance(value, list) or not value:
-        raise ValidationError(f"failover_status_codes must be a non-empty list drawn from {list(FAILOVER_CODES)}")
-    for code in value:
-        if code not in FAILOVER_CODES or isinstance(code, bool):
-            raise ValidationError(f"{code!r} is not a failover status code; allowed: {list(FAILOVER_CODES)}")
-    if len(set(value)) != len(value):
-        raise ValidationError("failover_status_codes lists a code twice")
+    _django(headers.check_custom_headers)([(item["name"], item["value"]) for item in value])
 
 
 def validate_custom_error_responses(value: Any) -> None:
@@ -167,22 +90,15 @@ def validate_custom_error_responses(value: Any) -> None:
         if unknown:
             raise ValidationError(f"unknown custom error response field(s): {', '.join(sorted(unknown))}")
         code = item.get("error_code")
-        if code not in ERROR_CODES or isinstance(code, bool):
-            raise ValidationError(f"error_code {code!r} is not one of {list(ERROR_CODES)}")
+        _django(http.check_error_code)(code)
         if code in seen:
             raise ValidationError(f"error_code {code} is listed twice")
         seen.add(code)
         page = item.get("response_page_path", "")
-        if not isinstance(page, str) or (page and not page.startswith("/")) or len(page) > 4096:
-            raise ValidationError(f"response_page_path for {code} must be empty or a path starting with '/'")
-        response_code = item.get("response_code")
-        if response_code is not None and (isinstance(response_code, bool) or not isinstance(response_code, int) or not 200 <= response_code <= 599):
-            raise ValidationError(f"response_code for {code} must be an HTTP status between 200 and 599")
-        if response_code is not None and not page:
-            raise ValidationError(f"response_code for {code} needs a response_page_path")
-        ttl = item.get("error_caching_min_ttl", 10)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
-            raise ValidationError(f"error_caching_min_ttl for {code} must be a whole number of seconds >= 0")
+        _django(paths.check_response_page_path)(code, page)
+        _django(http.check_response_code)(code, item.get("response_code"), page)
+        _django(ttl.check_error_caching_min_ttl)(code, item.get("error_caching_min_ttl",
+                                                                ttl.DEFAULT_ERROR_CACHING_MIN_TTL))
 
 
 def normalise_custom_error_responses(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -192,7 +108,7 @@ def normalise_custom_error_responses(value: list[dict[str, Any]]) -> list[dict[s
                 "error_code": item["error_code"],
                 "response_page_path": item.get("response_page_path", ""),
                 "response_code": item.get("response_code"),
-                "error_caching_min_ttl": item.get("error_caching_min_ttl", 10),
+                "error_caching_min_ttl": item.get("error_caching_min_ttl", ttl.DEFAULT_ERROR_CACHING_MIN_TTL),
             }
             for item in value
         ),
@@ -200,24 +116,23 @@ def normalise_custom_error_responses(value: list[dict[str, Any]]) -> list[dict[s
     )
 
 
-def validate_invalidation_paths(paths: Any, tags: Any) -> None:
-    if not isinstance(paths, list) or not isinstance(tags, list):
-        raise ValidationError("paths and tags must be lists of strings")
-    if not paths and not tags:
-        raise ValidationError("an invalidation needs at least one path or tag")
-    if len(paths) + len(tags) > 3000:
-        raise ValidationError("at most 3000 paths and tags in one invalidation")
-    for path in paths:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValidationError(f"path {path!r} must start with '/'")
-        if len(path) > 4096 or any(ord(c) < 32 or ord(c) == 127 or c == " " for c in path):
-            raise ValidationError(f"path {path!r} is too long or contains spaces or control characters")
+def validate_invalidation(paths_: Any, tags: Any) -> None:
+    """Paths and tags of an invalidation; the error is keyed by the field at fault."""
+    try:
+        paths.check_invalidation(paths_, tags)
+    except ContractError as exc:
+        raise ValidationError({exc.where: exc.problem}) from None
 
 
-def validate_tags(tags: Iterable[Any]) -> None:
-    for tag in tags:
-        if not isinstance(tag, str) or not tag or len(tag) > 1024 or any(ord(c) <= 32 or ord(c) == 127 for c in tag):
-            raise ValidationError(f"tag {tag!r} must be a non-empty string without spaces (Surrogate-Key tags are space-separated)")
+def validate_method_lists(allowed: str, cached: str) -> None:
+    """A behavior's method lists by name; the error is keyed by the field at fault."""
+    allowed_methods, cached_methods = http.METHOD_LISTS.get(allowed), http.METHOD_LISTS.get(cached)
+    if allowed_methods is None or cached_methods is None:
+        return  # not a choice: the field's own validation says so
+    try:
+        http.check_method_lists(allowed_methods, cached_methods)
+    except ContractError as exc:
+        raise ValidationError({exc.where: exc.problem}) from None
 
 
 def check_distribution_structure(
@@ -280,16 +195,6 @@ def check_distribution_structure(
     return errors
 
 
-S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-S3_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-EDGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def validate_edge_name(value: str) -> None:
-    if not EDGE_NAME.match(value):
-        raise ValidationError("edge name must be lowercase letters, digits and '-', starting with a letter or digit")
-
-
 def validate_http_url(value: str) -> None:
     """An http(s) base URL; single-label hosts (`http://edge-fra:9081`, `http://minio:9000`) are fine."""
     try:
@@ -306,6 +211,6 @@ def validate_http_url(value: str) -> None:
     try:
         ipaddress.ip_address(parts.hostname)
     except ValueError:
-        label = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-        if len(parts.hostname) > 253 or not all(label.match(x) for x in parts.hostname.rstrip(".").split(".")):
+        if len(parts.hostname) > names.MAX_HOSTNAME or not all(
+                names.HOSTNAME_LABEL.match(x) for x in parts.hostname.rstrip(".").split(".")):
             raise ValidationError(f"{value!r} does not name a valid host") from None

@@ -7,14 +7,14 @@ from typing import Any
 
 from celery import shared_task
 
-from . import fleet, selectors, services
+from . import edge_client, selectors, services
 from .models import EdgeNode, Invalidation
 
 log = logging.getLogger(__name__)
 
 
-def _targets(edges: Any) -> list[fleet.Target]:
-    return [fleet.Target(edge.name, edge.url, edge.token_hash) for edge in edges]
+def _targets(edges: Any) -> list[edge_client.Target]:
+    return [edge_client.Target(edge.name, edge.url, edge.token_hash) for edge in edges]
 
 
 @shared_task(ignore_result=True)
@@ -29,7 +29,7 @@ def push_config(version: int | None = None) -> dict[str, int]:
         return {}
     edges = selectors.edges_behind(latest.version)
     results: dict[str, int] = {}
-    for outcome in fleet.broadcast(_targets(edges), "PUT", "/config", latest.document):
+    for outcome in edge_client.broadcast(_targets(edges), "PUT", "/config", latest.document):
         running = int(outcome.body.get("version", 0) or 0)
         if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
             services.edge_applied(edge_name=outcome.name, version=running or latest.version)
@@ -42,7 +42,7 @@ def push_config(version: int | None = None) -> dict[str, int]:
 def _push_invalidations(edges: list[EdgeNode], invalidations: list[Invalidation]) -> None:
     for invalidation in invalidations:
         message = services.invalidation_message(invalidation)
-        for outcome in fleet.broadcast(_targets(edges), "POST", "/invalidations", message):
+        for outcome in edge_client.broadcast(_targets(edges), "POST", "/invalidations", message):
             if outcome.ok:
                 edge = next(e for e in edges if e.name == outcome.name)
                 services.invalidation_ack(edge=edge, ids=[invalidation.seq])

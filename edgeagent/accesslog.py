@@ -27,12 +27,13 @@ from typing import BinaryIO
 
 import msgspec
 
+from cdncontract.limits import MAX_TAIL_RECORDS
+
 log = logging.getLogger("edgeagent.accesslog")
 
 FLUSH_SECONDS = 0.2
 BATCH_LINES = 64  # encoded together on the event loop; small enough to stay in the CPU's caches
 SYNC_BYTES = 1 << 20  # written bytes after which the writer syncs them and drops them from the page cache
-TAIL_RECORDS = 1000  # lines kept per distribution for GET /logs/tail, the most it returns
 SIMPLE_CONTENT_TYPE = "text/plain; charset=utf-8"  # the edge's own short answers (errors, redirects)
 
 
@@ -133,7 +134,7 @@ class AccessLog:
         """The distribution's tail ring; the fast path keeps it next to its routing memo."""
         tail = self._tails.get(distribution_id)
         if tail is None:
-            tail = self._tails[distribution_id] = deque(maxlen=TAIL_RECORDS)
+            tail = self._tails[distribution_id] = deque(maxlen=MAX_TAIL_RECORDS)
         return tail
 
     def add(self, line: Line) -> None:

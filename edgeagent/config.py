@@ -13,48 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-SCHEMA_VERSION = 1
-# The schemas an edge reads: the current one and the one before it, so that documents
-# compiled before an upgrade (stored config versions, an edge's persisted config) still load
-# after it (docs/edge-config.md, "Schema versions"). Nothing came before 1.
-SUPPORTED_SCHEMA_VERSIONS = range(max(1, SCHEMA_VERSION - 1), SCHEMA_VERSION + 1)
-MAX_TTL = 3153600000
-MAX_PATH_PATTERN = 255
-
-_DIST_ID = re.compile(r"E[A-Z0-9]{13}")
-_ORIGIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_HOST = re.compile(r"(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-ALLOWED_METHODS: tuple[tuple[str, ...], ...] = (
-    ("GET", "HEAD"),
-    ("GET", "HEAD", "OPTIONS"),
-    ("GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"),
-)
-CACHED_METHODS: tuple[tuple[str, ...], ...] = (("GET", "HEAD"), ("GET", "HEAD", "OPTIONS"))
-FAILOVER_CODES = frozenset({400, 403, 404, 416, 500, 502, 503, 504})
-ERROR_CODES = frozenset({400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504})
-
-# Hop-by-hop and framing headers an operator must never be able to inject into an origin
-# request: the edge owns them.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-RESERVED_ORIGIN_HEADERS = HOP_BY_HOP | frozenset(
-    {"host", "content-length", "expect", "via", "x-forwarded-for", "x-forwarded-proto",
-     "x-edge-location", "x-cache", "x-request-id"}
-)
+from cdncontract import cache_key, headers, http, names, paths, ttl
+from cdncontract.errors import ContractError
+from cdncontract.schema import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
 
 
 class ConfigError(ValueError):
@@ -238,11 +199,7 @@ class Distribution:
     _behavior_memo: dict[str, Behavior] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.key_prefixes.update({
-            "GET": f"{self.id}\x00G\x00",
-            "HEAD": f"{self.id}\x00G\x00",
-            "OPTIONS": f"{self.id}\x00O\x00",
-        })
+        self.key_prefixes.update({method: cache_key.prefix(self.id, method) for method in cache_key.METHOD_CLASSES})
 
     def match_behavior(self, path: str) -> Behavior:
         """First behavior whose pattern matches `path` (no query string); the last is `*`.
@@ -432,13 +389,18 @@ def _enum(obj: dict[str, Any], key: str, path: str, choices: tuple[str, ...]) ->
     return v
 
 
+def _contract(path: str, check: Callable[..., Any], *args: Any) -> Any:
+    """Run one of the contract's checks (cdncontract/), a refusal as a ConfigError at `path`."""
+    try:
+        return check(*args)
+    except ContractError as exc:
+        where = exc.where if not exc.where or exc.where.startswith("[") else "." + exc.where
+        raise ConfigError(path + where, exc.problem) from None
+
+
 def _host_name(value: str, path: str, *, wildcard: bool) -> str:
-    if value != value.lower():
-        raise ConfigError(path, "must be lowercase")
-    if len(value) > 253 or not _HOST.fullmatch(value):
-        raise ConfigError(path, f"is not a valid host name: {value!r}")
-    if value.startswith("*.") and not wildcard:
-        raise ConfigError(path, "must not be a wildcard")
+    if _contract(path, lambda: names.hostname(value, allow_wildcard=wildcard)) != value:
+        raise ConfigError(path, f"must be lowercase, without a trailing dot: {value!r}")
     return value
 
 
@@ -500,8 +462,7 @@ def parse_document(doc: object) -> EdgeConfig:
 def _parse_distribution(raw: object, path: str) -> Distribution:
     d = _obj(raw, path)
     did = _str(d, "id", path)
-    if not _DIST_ID.fullmatch(did):
-        raise ConfigError(f"{path}.id", "must be E followed by 13 uppercase alphanumerics")
+    _contract(f"{path}.id", names.check_distribution_id, did)
     domain = _host_name(_str(d, "domain_name", path, nonempty=True), f"{path}.domain_name",
                         wildcard=False)
     aliases: list[str] = []
@@ -512,9 +473,7 @@ def _parse_distribution(raw: object, path: str) -> Distribution:
     if len(set(aliases)) != len(aliases):
         raise ConfigError(f"{path}.aliases", "must be unique")
     root = _str(d, "default_root_object", path)
-    if root.startswith("/") or any(c in root for c in "?# \r\n\0"):
-        raise ConfigError(f"{path}.default_root_object",
-                          "must be an object name without a leading '/' or '?', '#', spaces")
+    _contract(f"{path}.default_root_object", paths.check_default_root_object, root)
 
     origins: dict[str, Origin] = {}
     origins_raw = _list(d, "origins", path)
@@ -573,38 +532,25 @@ def _parse_distribution(raw: object, path: str) -> Distribution:
 def _parse_origin(raw: object, path: str) -> Origin:
     o = _obj(raw, path)
     oid = _str(o, "id", path)
-    if not _ORIGIN_ID.fullmatch(oid):
-        raise ConfigError(f"{path}.id", "must match [A-Za-z0-9_.-]{1,128}")
+    _contract(f"{path}.id", names.check_origin_id, oid)
     kind = _enum(o, "kind", path, ("custom", "s3"))
     domain = _str(o, "domain_name", path, nonempty=True)
-    if any(c in domain for c in "/?#@ \t\r\n") or len(domain) > 253:
-        raise ConfigError(f"{path}.domain_name", f"is not a host name or IP literal: {domain!r}")
+    if _contract(f"{path}.domain_name", names.origin_host, domain) != domain:
+        raise ConfigError(f"{path}.domain_name", f"must be lowercase, without brackets or a trailing dot: {domain!r}")
     origin_path = _str(o, "origin_path", path)
-    if origin_path and (not origin_path.startswith("/") or origin_path.endswith("/")
-                        or any(c in origin_path for c in "?# \t\r\n")):
-        raise ConfigError(f"{path}.origin_path",
-                          "must be empty or start with '/' and not end with '/'")
+    _contract(f"{path}.origin_path", paths.check_origin_path, origin_path)
     http_port = _int(o, "http_port", path, 1, 65535)
     https_port = _int(o, "https_port", path, 1, 65535)
     policy = _enum(o, "protocol_policy", path, ("http-only", "https-only", "match-viewer"))
     connect_timeout = _int(o, "connect_timeout", path, 1, 10)
     read_timeout = _int(o, "read_timeout", path, 1, 60)
     attempts = _int(o, "connection_attempts", path, 1, 3)
-    headers: list[tuple[str, str]] = []
+    custom: list[tuple[str, str]] = []
     for j, h in enumerate(_list(o, "custom_headers", path)):
         hpath = f"{path}.custom_headers[{j}]"
         hobj = _obj(h, hpath)
-        name = _str(hobj, "name", hpath, nonempty=True)
-        value = _str(hobj, "value", hpath)
-        if not _TOKEN.fullmatch(name):
-            raise ConfigError(f"{hpath}.name", f"is not a valid header name: {name!r}")
-        if name.lower() in RESERVED_ORIGIN_HEADERS:
-            raise ConfigError(f"{hpath}.name", f"{name} is reserved and cannot be set")
-        if any(c in value for c in "\r\n\0"):
-            raise ConfigError(f"{hpath}.value", "contains a line break or NUL")
-        if any(n.lower() == name.lower() for n, _ in headers):
-            raise ConfigError(f"{hpath}.name", f"duplicate header {name}")
-        headers.append((name, value))
+        custom.append((_str(hobj, "name", hpath, nonempty=True), _str(hobj, "value", hpath)))
+    _contract(f"{path}.custom_headers", headers.check_custom_headers, custom)
     s3_raw = _key(o, "s3", path)
     s3: S3Settings | None = None
     if kind == "custom":
@@ -639,19 +585,18 @@ def _parse_origin(raw: object, path: str) -> Origin:
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         connection_attempts=attempts,
-        custom_headers=tuple(headers),
+        custom_headers=tuple(custom),
         s3=s3,
         http_base=http_base,
         https_base=https_base,
-        custom_header_names=frozenset(n.lower() for n, _ in headers),
+        custom_header_names=frozenset(n.lower() for n, _ in custom),
     )
 
 
 def _parse_group(raw: object, path: str, origins: dict[str, Origin]) -> OriginGroup:
     g = _obj(raw, path)
     gid = _str(g, "id", path)
-    if not _ORIGIN_ID.fullmatch(gid):
-        raise ConfigError(f"{path}.id", "must match [A-Za-z0-9_.-]{1,128}")
+    _contract(f"{path}.id", names.check_origin_id, gid, "group_id")
     primary = _str(g, "primary", path)
     secondary = _str(g, "secondary", path)
     for key, value in (("primary", primary), ("secondary", secondary)):
@@ -659,14 +604,8 @@ def _parse_group(raw: object, path: str, origins: dict[str, Origin]) -> OriginGr
             raise ConfigError(f"{path}.{key}", f"unknown origin {value!r}")
     if primary == secondary:
         raise ConfigError(f"{path}.secondary", "must differ from primary")
-    codes: set[int] = set()
-    for j, c in enumerate(_list(g, "failover_status_codes", path)):
-        if not isinstance(c, int) or isinstance(c, bool) or c not in FAILOVER_CODES:
-            raise ConfigError(f"{path}.failover_status_codes[{j}]",
-                              f"must be one of {', '.join(map(str, sorted(FAILOVER_CODES)))}")
-        if c in codes:
-            raise ConfigError(f"{path}.failover_status_codes[{j}]", f"duplicate code {c}")
-        codes.add(c)
+    codes = _list(g, "failover_status_codes", path)
+    _contract(f"{path}.failover_status_codes", http.check_failover_codes, codes)
     return OriginGroup(id=gid, primary=primary, secondary=secondary,
                        failover_status_codes=frozenset(codes))
 
@@ -697,13 +636,13 @@ def _parse_cache_policy(raw: object, path: str) -> CachePolicy:
     p = _obj(raw, path)
     pid = _str(p, "id", path)
     name = _str(p, "name", path)
-    min_ttl = _int(p, "min_ttl", path, 0, MAX_TTL)
-    default_ttl = _int(p, "default_ttl", path, 0, MAX_TTL)
-    max_ttl = _int(p, "max_ttl", path, 0, MAX_TTL)
-    if min_ttl > default_ttl:
-        raise ConfigError(f"{path}.min_ttl", "must not exceed default_ttl")
-    if default_ttl > max_ttl:
-        raise ConfigError(f"{path}.default_ttl", "must not exceed max_ttl")
+    min_ttl = _int(p, "min_ttl", path, 0, ttl.MAX_TTL)
+    default_ttl = _int(p, "default_ttl", path, 0, ttl.MAX_TTL)
+    max_ttl = _int(p, "max_ttl", path, 0, ttl.MAX_TTL)
+    problems = ttl.ttl_errors(min_ttl, default_ttl, max_ttl)
+    if problems:
+        key, problem = next(iter(problems.items()))
+        raise ConfigError(f"{path}.{key}", problem)
     return CachePolicy(
         id=pid,
         name=name,
@@ -735,27 +674,18 @@ def _parse_origin_request_policy(raw: object, path: str) -> OriginRequestPolicy:
     )
 
 
-def _method_list(b: dict[str, Any], key: str, path: str,
-                 choices: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
+def _method_list(b: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
     raw = _list(b, key, path)
     if not all(isinstance(m, str) for m in raw):
         raise ConfigError(f"{path}.{key}", "must be a list of strings")
-    value = tuple(raw)
-    if value not in choices:
-        raise ConfigError(f"{path}.{key}",
-                          "must be one of " + " or ".join(str(list(c)) for c in choices))
-    return value
+    return tuple(raw)
 
 
 def _parse_behavior(raw: object, path: str, index: int, origins: dict[str, Origin],
                     groups: dict[str, OriginGroup]) -> Behavior:
     b = _obj(raw, path)
     pattern = _str(b, "path_pattern", path, nonempty=True)
-    if len(pattern) > MAX_PATH_PATTERN:
-        raise ConfigError(f"{path}.path_pattern",
-                          f"must be at most {MAX_PATH_PATTERN} characters")
-    if any(ord(c) < 33 or ord(c) == 127 for c in pattern):
-        raise ConfigError(f"{path}.path_pattern", "must not contain spaces or control characters")
+    _contract(f"{path}.path_pattern", paths.check_path_pattern, pattern)
     target = _str(b, "target", path)
     if target in origins:
         targets: tuple[Origin, ...] = (origins[target],)
@@ -768,10 +698,9 @@ def _parse_behavior(raw: object, path: str, index: int, origins: dict[str, Origi
         raise ConfigError(f"{path}.target", f"unknown origin or origin group {target!r}")
     vpp = _enum(b, "viewer_protocol_policy", path, ("allow-all", "redirect-to-https",
                                                     "https-only"))
-    allowed = _method_list(b, "allowed_methods", path, ALLOWED_METHODS)
-    cached = _method_list(b, "cached_methods", path, CACHED_METHODS)
-    if not set(cached) <= set(allowed):
-        raise ConfigError(f"{path}.cached_methods", "must be a subset of allowed_methods")
+    allowed = _method_list(b, "allowed_methods", path)
+    cached = _method_list(b, "cached_methods", path)
+    _contract(path, http.check_method_lists, allowed, cached)
     compress = _bool(b, "compress", path)
     cache_policy = _parse_cache_policy(_key(b, "cache_policy", path), f"{path}.cache_policy")
     orp_raw = _key(b, "origin_request_policy", path)
@@ -797,15 +726,13 @@ def _parse_behavior(raw: object, path: str, index: int, origins: dict[str, Origi
 def _parse_error_response(raw: object, path: str) -> ErrorResponse:
     e = _obj(raw, path)
     code = _int(e, "error_code", path, 0, 999)
-    if code not in ERROR_CODES:
-        raise ConfigError(f"{path}.error_code",
-                          f"must be one of {', '.join(map(str, sorted(ERROR_CODES)))}")
+    _contract(f"{path}.error_code", http.check_error_code, code)
     page = _str(e, "response_page_path", path)
-    if page and (not page.startswith("/") or any(c in page for c in "\r\n\0")):
-        raise ConfigError(f"{path}.response_page_path", "must be empty or start with '/'")
+    _contract(f"{path}.response_page_path", paths.check_response_page_path, code, page)
     rc = _key(e, "response_code", path)
     if rc is not None:
-        rc = _int(e, "response_code", path, 100, 599)
-    ttl = _int(e, "error_caching_min_ttl", path, 0, MAX_TTL)
+        rc = _int(e, "response_code", path, 0, 999)
+    _contract(f"{path}.response_code", http.check_response_code, code, rc, page)
+    min_ttl = _int(e, "error_caching_min_ttl", path, 0, ttl.MAX_TTL)
     return ErrorResponse(error_code=code, response_page_path=page, response_code=rc,
-                         error_caching_min_ttl=ttl)
+                         error_caching_min_ttl=min_ttl)

@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from cdncontract.errors import ContractError
+from cdncontract.invalidations import Invalidation, parse_invalidation
+
 from .admin import InvalidDocumentError, StaleConfigError
 from .stats import StatsCollector
 
@@ -49,20 +52,11 @@ class LinkTarget(Protocol):
     def apply_invalidation(self, inv_id: int, distribution_id: str, paths: list[str], tags: list[str]) -> int: ...
 
 
-def _invalidation(raw: object) -> tuple[int, str, list[str], list[str]]:
-    if not isinstance(raw, dict):
-        raise LinkError(f"an invalidation must be an object, got {raw!r}")
-    inv_id, dist, paths, tags = raw.get("id"), raw.get("distribution_id"), raw.get("paths"), raw.get("tags")
-    if (
-        not isinstance(inv_id, int)
-        or not isinstance(dist, str)
-        or not isinstance(paths, list)
-        or not isinstance(tags, list)
-        or not all(isinstance(p, str) for p in paths)
-        or not all(isinstance(t, str) for t in tags)
-    ):
-        raise LinkError(f"malformed invalidation {raw!r}")
-    return inv_id, dist, paths, tags
+def _invalidation(raw: object) -> Invalidation:
+    try:
+        return parse_invalidation(raw)
+    except ContractError as exc:
+        raise LinkError(f"malformed invalidation {raw!r}: {exc.where or 'invalidation'}: {exc.problem}") from None
 
 
 def _json(response: httpx.Response, what: str) -> Any:
@@ -220,9 +214,9 @@ class ControlPlaneLink:
             raise LinkError(f"heartbeat: invalidations must be a list, got {invalidations!r}")
         applied: list[int] = []
         for raw in invalidations:
-            inv_id, dist, paths, tags = _invalidation(raw)
-            self.agent.apply_invalidation(inv_id, dist, paths, tags)
-            applied.append(inv_id)
+            invalidation = _invalidation(raw)
+            self.agent.apply_invalidation(*invalidation)
+            applied.append(invalidation.id)
         if applied:
             _json(await self.client.post(ACKS_PATH, json={"invalidations": applied}), "acks")
         return self.agent.version != before

@@ -14,7 +14,9 @@ import ssl
 from collections.abc import AsyncIterator, Sequence
 import aiohttp
 
-from .config import HOP_BY_HOP, Origin
+from cdncontract.headers import HOP_BY_HOP
+
+from .config import Origin
 
 
 class OriginError(Exception):

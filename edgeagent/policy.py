@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from email.utils import mktime_tz, parsedate_tz
 from typing import Any, Callable, Mapping, Sequence
 
-from edgeagent.config import HOP_BY_HOP, Behavior, CachePolicy, Distribution, ErrorResponse, \
-    Origin, compile_glob
+from cdncontract import cache_key as key_format
+from cdncontract.headers import HOP_BY_HOP
+from edgeagent.config import Behavior, CachePolicy, Distribution, ErrorResponse, Origin, compile_glob
 
 _MEMO_LIMIT = 1024
 
@@ -76,33 +77,30 @@ def key_cookies(policy: CachePolicy, cookie_header: str | None) -> str:
 
 def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, query: str,
               headers: Mapping[str, str]) -> str:
-    """The primary cache key.
+    """The primary cache key, in the format of cdncontract/cache_key.py.
 
-    Distribution, method class (GET and HEAD share objects, a HEAD being answered from the
-    GET's entry; OPTIONS has its own; see Distribution.key_prefixes), path, then (only when
-    the policy selects them) the query string, headers, cookies and normalised
-    Accept-Encoding, each behind a NUL separator (a request target can never contain NUL,
-    so parts cannot run into each other).
+    Distribution, method class, path, then (only when the policy selects them) the query
+    string, headers, cookies and normalised Accept-Encoding.
     """
     policy = behavior.cache_policy
     prefix = dist.key_prefixes.get(method)
-    key = prefix + path if prefix is not None else f"{dist.id}\x00{method}\x00{path}"
+    key = (prefix if prefix is not None else key_format.prefix(dist.id, method)) + path
     if policy.query_in_key and query:
         selected = key_query(policy, query)
         if selected:
-            key += "\x00q" + selected
+            key += key_format.QUERY + selected
     if policy.headers_in_key:
         parts = []
         for name in policy.headers.names:
             value = headers.get(name)
-            parts.append(name + "\x01" if value is None else f"{name}:{value}")
-        key += "\x00h" + "\x02".join(parts)
+            parts.append(name + key_format.HEADER_ABSENT if value is None else f"{name}:{value}")
+        key += key_format.HEADERS + key_format.HEADER_JOIN.join(parts)
     if policy.cookies_in_key:
         cookie = headers.get("cookie")
         if cookie:
             selected = key_cookies(policy, cookie)
             if selected:
-                key += "\x00c" + selected
+                key += key_format.COOKIES + selected
     if policy.encoding_in_key:
         accept = headers.get("accept-encoding")
         if accept:
@@ -110,7 +108,7 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
             if enc is None:
                 enc = key_encoding(accept, policy)
             if enc:
-                key += "\x00e" + enc
+                key += key_format.ENCODING + enc
     return key
 
 

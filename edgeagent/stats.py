@@ -20,14 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cdncontract.stats import COUNTER_NAMES, LATENCY_BOUNDS_MS, LATENCY_BUCKETS, interval_start
+from cdncontract.stats import STATS_INTERVAL_SECONDS as INTERVAL_SECONDS
+
 from .files import write_atomically
-from .limits import STATS_INTERVAL_SECONDS as INTERVAL_SECONDS
 
 log = logging.getLogger("edgeagent.stats")
 
-# Upper bounds (inclusive) of the latency buckets, in ms; a 14th bucket takes the rest.
-LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
 _BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
 
 # What answered a request, as `record` takes it: an int indexes a preallocated list.
@@ -36,16 +35,7 @@ HIT = 1  # Hit or RefreshHit
 MISS = 2  # went to the origin
 BLOCKED = 3  # 403 for a method or viewer protocol policy
 
-COUNTER_NAMES = (
-    "requests", "hits", "misses", "bytes_out", "bytes_in",
-    "status_2xx", "status_3xx", "status_4xx", "status_5xx", "blocked",
-)  # fmt: skip
-
 _REPORT_FILE = re.compile(r"(\d+)\.json")
-
-
-def interval_start(now: float) -> int:
-    return int(now) // INTERVAL_SECONDS * INTERVAL_SECONDS
 
 
 def latency_bucket(seconds: float) -> int:

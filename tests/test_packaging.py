@@ -138,6 +138,10 @@ def test_an_edge_only_install_has_cdn_edge_and_no_django_or_celery(edge_venv: Pa
     for module in ("django", "celery", "rest_framework"):
         probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr, (module, probe.stderr)
+    # The contract both halves import ships with the edge alone, and needs nothing of the control plane.
+    contract = subprocess.run([python, "-c", "import cdncontract.signing, cdncontract.limits, edgeagent.config"],
+                              capture_output=True, text=True, timeout=60)
+    assert contract.returncode == 0, contract.stderr
 
 
 def test_the_installed_cdn_edge_serves_and_stops_cleanly_on_sigterm(edge_venv: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from edgeagent.limits import CLOCK_SKEW_SECONDS, MAX_DB_INTEGER, MAX_STATS_COUNTER, STATS_INTERVALS
+from cdncontract.limits import CLOCK_SKEW_SECONDS, MAX_DB_INTEGER
+from cdncontract.stats import COUNTER_NAMES, LATENCY_BUCKETS, MAX_STATS_COUNTER, STATS_INTERVALS
 
 from .. import selectors, services
 from ..models import EdgeNode
@@ -85,17 +86,14 @@ def _counter(**kwargs: Any) -> serializers.IntegerField:
 
 
 class DistributionCountersSerializer(serializers.Serializer):
-    requests = _counter()
-    hits = _counter(default=0)
-    misses = _counter(default=0)
-    bytes_out = _counter(default=0)
-    bytes_in = _counter(default=0)
-    status_2xx = _counter(default=0)
-    status_3xx = _counter(default=0)
-    status_4xx = _counter(default=0)
-    status_5xx = _counter(default=0)
-    blocked = _counter(default=0)
-    latency_ms_buckets = serializers.ListField(child=_counter(), max_length=14, default=list)
+    """One distribution's counters (cdncontract.stats.COUNTER_NAMES); only `requests` is required."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = {
+            name: _counter() if name == "requests" else _counter(default=0) for name in COUNTER_NAMES}
+        fields["latency_ms_buckets"] = serializers.ListField(child=_counter(), max_length=LATENCY_BUCKETS,
+                                                             default=list)
+        return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["hits"] + attrs["misses"] > attrs["requests"]:

@@ -10,11 +10,11 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.utils import json
 
-from edgeagent.limits import load_json
+from cdncontract.limits import load_json
 
 
 class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser with the protocol's depth limit (edgeagent.limits.MAX_JSON_DEPTH).
+    """DRF's JSON parser with the protocol's depth limit (cdncontract.limits.MAX_JSON_DEPTH).
 
     DRF's own lets the decoder's RecursionError through as a 500, on the login call too.
     """

@@ -12,6 +12,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cdncontract.paths import MAX_PATH, MAX_TAG
+
 from .. import rules, selectors
 from ..models import (
     Alias,
@@ -296,8 +298,9 @@ class DistributionSerializer(serializers.ModelSerializer):
 # ---- Invalidations, edges, versions ----
 
 class InvalidationSerializer(serializers.ModelSerializer):
-    paths = serializers.ListField(child=serializers.CharField(max_length=4096, trim_whitespace=False), required=False, default=list)
-    tags = serializers.ListField(child=serializers.CharField(max_length=1024), required=False, default=list)
+    paths = serializers.ListField(child=serializers.CharField(max_length=MAX_PATH, trim_whitespace=False), required=False,
+                                  default=list)
+    tags = serializers.ListField(child=serializers.CharField(max_length=MAX_TAG), required=False, default=list)
     caller_reference = serializers.CharField(max_length=128, required=False)
     distribution_id = serializers.CharField(read_only=True)
 
@@ -309,13 +312,9 @@ class InvalidationSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
-            rules.validate_invalidation_paths(attrs.get("paths", []), attrs.get("tags", []))
+            rules.validate_invalidation(attrs.get("paths", []), attrs.get("tags", []))
         except DjangoValidationError as exc:
-            raise serializers.ValidationError({"paths": exc.messages}) from exc
-        try:
-            rules.validate_tags(attrs.get("tags", []))
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError({"tags": exc.messages}) from exc
+            raise serializers.ValidationError(exc.message_dict) from exc
         return attrs
 
 

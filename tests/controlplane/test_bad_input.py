@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from distributions import services
 from distributions.models import EdgeNode, TrafficStat
-from edgeagent.limits import MAX_JSON_DEPTH
+from cdncontract.limits import MAX_JSON_DEPTH
 
 from .test_fleet_api import edge_client, report
 

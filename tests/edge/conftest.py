@@ -366,7 +366,7 @@ class Edge:
 
     def admin(self, method: str, path: str, payload: object | None = None, token: str = TOKEN,
               timestamp: int | None = None) -> httpx.Response:
-        from edgeagent.admin import sign, signing_key
+        from cdncontract.signing import sign, signing_key
 
         body = b"" if payload is None else json.dumps(payload).encode()
         ts = int(time.time()) if timestamp is None else timestamp

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from edgeagent.admin import sign, signing_key
-from edgeagent.limits import MAX_JSON_DEPTH
+from cdncontract.signing import sign, signing_key
+from cdncontract.limits import MAX_JSON_DEPTH
 from tests.edge.conftest import TOKEN, Answer, Edge, Origin
 
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -1,10 +1,10 @@
-"""The protocol's JSON depth limit, as both halves apply it (edgeagent/limits.py)."""
+"""The protocol's JSON depth limit, as both halves apply it (cdncontract/limits.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgeagent.limits import MAX_JSON_DEPTH, JSONTooDeepError, load_json
+from cdncontract.limits import MAX_JSON_DEPTH, JSONTooDeepError, load_json
 
 
 def nested(depth: int) -> str:

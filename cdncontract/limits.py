@@ -1,8 +1,8 @@
-"""Limits of the protocol between the two halves, defined once and imported by both.
+"""Limits of the protocol between the two halves that no single field owns.
 
-The module is Django-free because the edge never imports Django; the control plane's API
-imports it (as `distributions/compiler.py` imports `edgeagent.config`), so what the edge
-sends and what the control plane accepts cannot drift apart.
+JSON depth (every JSON body either side reads), integers the control plane can store,
+the clock skew the fleet tolerates, and how many access log lines an edge keeps for the
+control plane to read.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ MAX_JSON_DEPTH = 64
 # What a PostgreSQL bigint (Django's BigIntegerField and PositiveBigIntegerField) holds.
 MAX_DB_INTEGER = 2**63 - 1
 
-# Edges count traffic in intervals of this length aligned to Unix time; the control plane
-# accepts no other length, so one window can never be re-sent as several shorter ones.
-STATS_INTERVAL_SECONDS = 10
-STATS_INTERVALS = frozenset({STATS_INTERVAL_SECONDS})
-# One counter of one interval report: 2**48 bytes in 10 s is 28 TB/s, beyond any edge, and an
-# hour row sums at most 360 reports of one edge, so it stays far within MAX_DB_INTEGER.
-MAX_STATS_COUNTER = 2**48 - 1
-
 # How far two clocks of the fleet may disagree: signed admin requests and stats reports.
 CLOCK_SKEW_SECONDS = 300
+
+# Access log lines an edge keeps per distribution for GET /logs/tail: the most one read returns.
+MAX_TAIL_RECORDS = 1000
 
 
 class JSONTooDeepError(ValueError):

@@ -1,4 +1,5 @@
-"""Talking to edges: signed requests to their admin API (docs/edge-config.md).
+"""The signed HTTP client for edges: requests to their admin API (docs/edge-config.md),
+signed as cdncontract/signing.py defines.
 
 Pushes go to every edge in parallel with httpx, each with its own timeout and a few
 retries with backoff, so one slow or dead edge never holds up the others.
@@ -8,37 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import json
-import secrets
 import ssl
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from cdncontract import signing
+
 PUSH_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
 RETRY_DELAYS = (0.1, 0.4, 1.2)
 
 
-def signature(key_hex: str, timestamp: int, nonce: str, method: str, path: str, body: bytes) -> str:
-    """HMAC-SHA256 keyed with SHA-256(token), which the control plane stores as the token's hash."""
-    message = f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode() + body
-    return hmac.new(bytes.fromhex(key_hex), message, hashlib.sha256).hexdigest()
-
-
 def signed_headers(key_hex: str, method: str, path: str, body: bytes) -> dict[str, str]:
-    timestamp = int(time.time())
-    nonce = secrets.token_hex(16)  # a retry of the same body in the same second is not a replay
-    return {
-        "Content-Type": "application/json",
-        "X-Edge-Timestamp": str(timestamp),
-        "X-Edge-Nonce": nonce,
-        "X-Edge-Signature": signature(key_hex, timestamp, nonce, method, path, body),
-    }
+    """`key_hex` is the edge's token hash as the control plane stores it: the signing key in hex."""
+    return {"Content-Type": "application/json",
+            **signing.signed_headers(bytes.fromhex(key_hex), method, path, body)}
 
 
 @dataclass(frozen=True)

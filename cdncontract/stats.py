@@ -1,0 +1,26 @@
+"""The stats report an edge sends for each closed interval (docs/edge-config.md)."""
+
+from __future__ import annotations
+
+# The counters of one distribution in one report, in the order the edge writes them.
+COUNTER_NAMES = (
+    "requests", "hits", "misses", "bytes_out", "bytes_in",
+    "status_2xx", "status_3xx", "status_4xx", "status_5xx", "blocked",
+)  # fmt: skip
+
+# Upper bounds (inclusive) of the latency buckets, in ms; one more bucket takes the rest.
+LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+
+# Edges count traffic in intervals of this length aligned to Unix time; the control plane
+# accepts no other length, so one window can never be re-sent as several shorter ones.
+STATS_INTERVAL_SECONDS = 10
+STATS_INTERVALS = frozenset({STATS_INTERVAL_SECONDS})
+# One counter of one interval report: 2**48 bytes in 10 s is 28 TB/s, beyond any edge, and an
+# hour row sums at most 360 reports of one edge, so it stays far within limits.MAX_DB_INTEGER.
+MAX_STATS_COUNTER = 2**48 - 1
+
+
+def interval_start(now: float) -> int:
+    """The start of the interval `now` falls in."""
+    return int(now) // STATS_INTERVAL_SECONDS * STATS_INTERVAL_SECONDS
