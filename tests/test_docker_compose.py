@@ -7,10 +7,13 @@ against the code: management commands exist, modules import, edge flags parse.
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,59 @@ def test_it_has_every_service_with_a_health_check(resolved: dict[str, Any]) -> N
     assert expected <= set(services)
     for name in expected - {"migrate", "setup"}:
         assert services[name].get("healthcheck", {}).get("test"), name
+
+
+def test_exec_form_health_checks_have_one_word_per_argument(resolved: dict[str, Any]) -> None:
+    """podman's Docker API re-splits exec-form arguments at spaces (`python -c import`), so none has one."""
+    probes = 0
+    for name, service in resolved["services"].items():
+        test = service.get("healthcheck", {}).get("test")
+        if not test or test[0] != "CMD":
+            continue
+        assert all(arg.split() == [arg] for arg in test[1:]), (name, test)
+        if test[1:3] == ["python", "deploy/healthcheck.py"]:
+            probes += 1
+    assert probes == 5  # the control plane, the origin and the three edges
+
+
+def serve(status: int) -> tuple[http.server.HTTPServer, str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/health"
+
+
+@pytest.mark.parametrize(("status", "accepted", "healthy"), [
+    (200, [], True), (401, [], False), (401, ["401", "403"], True), (500, ["401"], False),
+])  # fmt: skip
+def test_the_health_check_probe_judges_the_status(status: int, accepted: list[str], healthy: bool) -> None:
+    server, url = serve(status)
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "deploy" / "healthcheck.py"), url, *accepted],
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (done.returncode == 0) is healthy, done.stderr
+    if not healthy:
+        assert f"HTTP {status}" in done.stderr
+
+
+def test_the_health_check_probe_fails_when_nothing_answers() -> None:
+    server, url = serve(200)
+    server.server_close()  # the port is free again: connection refused
+    server.shutdown()
+    done = subprocess.run([sys.executable, str(ROOT / "deploy" / "healthcheck.py"), url],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 1 and url in done.stderr
 
 
 def test_edges_wait_for_a_healthy_control_plane_and_keep_their_cache_on_a_named_volume(resolved: dict[str, Any]) -> None:
