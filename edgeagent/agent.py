@@ -39,6 +39,15 @@ INVALIDATIONS_FILE = "invalidations.json"
 REMEMBERED_INVALIDATIONS = 10_000
 
 
+class RunningConfig:
+    """The config being served: one attribute, swapped whole (proxy.ConfigSource)."""
+
+    __slots__ = ("config",)
+
+    def __init__(self) -> None:
+        self.config: EdgeConfig | None = None
+
+
 class Agent:
     """One edge process."""
 
@@ -47,7 +56,7 @@ class Agent:
         self.name = settings.name
         self.pop = settings.pop
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        self.config: EdgeConfig | None = None
+        self.running = RunningConfig()
         self.metrics = metrics_mod.Metrics()
         self.store = Store(
             memory_bytes=settings.memory_cache_bytes,
@@ -68,7 +77,9 @@ class Agent:
                 settings.access_log_files, settings.access_log_buffer, settings.access_log_cookies,
                 settings.trust_forwarded_proto,
             )  # fmt: skip
-        self.proxy = Proxy(self)
+        self.proxy = Proxy(
+            self.running, self.store, self.metrics, self.stats, self.origins, settings, self.access_log
+        )
         self.applied_invalidations: dict[int, float] = self._load_invalidations()
         self._stop = asyncio.Event()
         self._viewer: asyncio.Server | None = None
@@ -76,6 +87,14 @@ class Agent:
         self._stats_task: asyncio.Task[None] | None = None
 
     # ---- config ----
+
+    @property
+    def config(self) -> EdgeConfig | None:
+        return self.running.config
+
+    @config.setter
+    def config(self, config: EdgeConfig | None) -> None:
+        self.running.config = config
 
     @property
     def version(self) -> int:

@@ -240,8 +240,11 @@ def _bad_request(reason: str, client_ip: str) -> Request:
 class HttpConnection(asyncio.Protocol):
     """One viewer connection: parsing, pipelining in order, flow control."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, scheme: str = "http") -> None:
         self.app = app
+        # The scheme of the listener this connection came in on: "http" (plain TCP) today,
+        # "https" once the edge terminates TLS. admission.viewer_scheme reads it.
+        self.scheme = scheme
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.client_ip = ""
@@ -586,6 +589,9 @@ class HttpConnection(asyncio.Protocol):
             self.close()
 
 
-async def start_server(app: Application, host: str, port: int) -> asyncio.Server:
+async def start_server(app: Application, host: str, port: int, scheme: str = "http") -> asyncio.Server:
+    """A viewer listener; every connection it accepts carries `scheme`."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: HttpConnection(app), host, port, backlog=2048, reuse_address=True)
+    return await loop.create_server(
+        lambda: HttpConnection(app, scheme), host, port, backlog=2048, reuse_address=True
+    )

@@ -81,14 +81,15 @@ class Counters:
         self.bytes_out += bytes_out
         self.latency[bisect_left(_BOUNDS_S, seconds)] += 1
 
-    def fast_hit(self, status: int, bytes_out: int) -> None:
-        """A hit answered by the synchronous fast path: two adds rather than five.
+    def fast_hit(self, status: int, bytes_out: int, seconds: float) -> None:
+        """A hit answered by the synchronous fast path: three adds rather than five.
 
-        The whole response is handed to the transport within the callback that parsed the
-        request, so its latency is always in the first bucket (under 1 ms).
+        `seconds` is the time it took, measured like every other response's; the request
+        and status counts are folded into the other counters only when read.
         """
         self.fast_hits[status // 100 % 10] += 1
         self.bytes_out += bytes_out
+        self.latency[bisect_left(_BOUNDS_S, seconds)] += 1
 
     @property
     def empty(self) -> bool:
@@ -108,8 +109,6 @@ class Counters:
         fast_total = sum(fast)
         statuses = [a + b for a, b in zip(self.statuses, fast)]
         outcomes = self.outcomes
-        latency = list(self.latency)
-        latency[0] += fast_total
         return {
             "requests": self.requests + fast_total,
             "hits": outcomes[HIT] + fast_total,
@@ -121,7 +120,7 @@ class Counters:
             "status_4xx": statuses[4],
             "status_5xx": statuses[5],
             "blocked": outcomes[BLOCKED],
-            "latency_ms_buckets": latency,
+            "latency_ms_buckets": list(self.latency),
         }
 
 

@@ -21,23 +21,24 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from email.utils import formatdate
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import brotli
 
-from . import policy
-from .accesslog import SIMPLE_CONTENT_TYPE, Line, protocol_version, range_bounds, result_type
-from .config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
-from .metrics import DistributionStats
-from .origin import OriginError, OriginResponse, origin_url
-from .server import REQUEST_IDS, ClientDisconnected, HttpConnection, Request, valid_request_id
-from .stats import BLOCKED, EDGE, HIT, MISS, Counters
-from .store import CachedObject, ObjectMeta, Writer
+from .. import policy
+from ..accesslog import SIMPLE_CONTENT_TYPE, Line, protocol_version, range_bounds, result_type
+from ..config import Behavior, Distribution, EdgeConfig, ErrorResponse, Origin
+from ..accesslog import AccessLog
+from ..cli import Settings
+from ..metrics import DistributionStats, Metrics
+from ..origin import OriginClient, OriginError, OriginResponse, origin_url
+from ..server import REQUEST_IDS, ClientDisconnected, HttpConnection, Request, valid_request_id
+from ..stats import BLOCKED, EDGE, HIT, MISS, Counters, StatsCollector
+from ..store import CachedObject, ObjectMeta, Store, Writer
+from . import admission as admission_mod
+from .admission import ADMIT, FORBIDDEN, REDIRECT, Admission, viewer_scheme
+from .respond import DATE, NOT_STORED, Heads, content_length, for_304, header, lower_map, reason
 
-if TYPE_CHECKING:
-    from .agent import Agent
 
 log = logging.getLogger("edgeagent.proxy")
 
@@ -47,41 +48,8 @@ REPLAY_LIMIT = 8 * 1024 * 1024
 ERROR_PAGE_LIMIT = 1024 * 1024
 BIG_OBJECT_MEMORY = 300.0
 ROUTE_MEMO = 8192
-STALE_ON_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 
-# Never replayed from a stored response: the edge computes them per response.
-_NOT_STORED = frozenset({"age", "content-length", "x-cache", "x-edge-location", "x-request-id", "connection"})
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
-
-
-def reason(status: int) -> str:
-    return _REASONS.get(status, "Unknown")
-
-
-class _DateCache:
-    """The Date header value, formatted at most once per second."""
-
-    def __init__(self) -> None:
-        self.second = 0
-        self.value = ""
-
-    def now(self) -> str:
-        second = int(time.time())
-        if second != self.second:
-            self.second = second
-            self.value = formatdate(second, usegmt=True)
-        return self.value
-
-
-DATE = _DateCache()
-
-
-def _lower_map(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
-        out[key] = f"{out[key]}, {value}" if key in out else value
-    return out
+_clock = time.perf_counter
 
 
 # ---- Per-request context ----
@@ -138,21 +106,23 @@ class Ctx:
 
 
 class Route:
-    """A memoised fast-path routing result; `key` is "" when it depends on more headers.
+    """One entry of the fast path's routing memo: the admission verdict for its memo key
+    (Host, target, Accept-Encoding, scheme, method), and what a hit derives from it.
 
-    It also holds what the access log wants per request that the memo key already fixes
-    (Host, the target's path and query, the distribution's tail ring).
+    `serve` is True when the verdict lets a fast-path hit through (admitted, cached,
+    memoisable); otherwise the request goes to `Proxy.handle`, which answers the verdict.
+    `key` is the cache key, "" when it depends on more headers. It also holds what the
+    access log wants per request that the memo key already fixes (Host, the target's path
+    and query, the distribution's tail ring).
     """
 
-    __slots__ = ("config", "dist", "behavior", "path", "key", "stats", "counters", "host", "uri_stem", "uri_query",
-                 "tail")  # fmt: skip
+    __slots__ = ("config", "admission", "serve", "dist", "behavior", "path", "key", "scheme", "stats", "counters",
+                 "host", "uri_stem", "uri_query", "tail")  # fmt: skip
 
     def __init__(
         self,
         config: EdgeConfig,
-        dist: Distribution,
-        behavior: Behavior,
-        path: str,
+        admission: Admission,
         key: str,
         stats: DistributionStats,
         counters: Counters,
@@ -160,10 +130,14 @@ class Route:
         target: str,
         tail: deque[Line] | None,
     ) -> None:
+        assert admission.dist is not None and admission.behavior is not None
         self.config = config
-        self.dist = dist
-        self.behavior = behavior
-        self.path = path
+        self.admission = admission
+        self.serve = admission.kind == ADMIT and admission.cached and admission.memoisable
+        self.dist = admission.dist
+        self.behavior = admission.behavior
+        self.path = admission.path
+        self.scheme = admission.scheme
         self.key = key
         self.stats = stats
         self.counters = counters
@@ -338,51 +312,66 @@ def make_encoder(encoding: str) -> Encoder:
 # ---- The proxy ----
 
 
+class ConfigSource(Protocol):
+    """Where the running config is read, once per request (agent.RunningConfig)."""
+
+    config: EdgeConfig | None
+
+
 class Proxy:
     """The viewer-facing application behind server.HttpConnection."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.store = agent.store
-        self.name = agent.name
+    def __init__(
+        self,
+        running: ConfigSource,
+        store: Store,
+        metrics: Metrics,
+        stats: StatsCollector,
+        origins: OriginClient,
+        settings: Settings,
+        access_log: AccessLog | None,
+    ) -> None:
+        self.running = running
+        self.store = store
+        self.metrics = metrics
+        self.stats = stats
+        self.origins = origins
+        self.settings = settings
+        self.access_log = access_log
+        self.trust_forwarded_proto = settings.trust_forwarded_proto
+        self.heads = Heads(settings.name, settings.pop)
+        self.via = self.heads.via
         self.closing = False
         self.connections: set[HttpConnection] = set()
         self.fills: dict[str, Fill] = {}
         self.background: set[asyncio.Task[None]] = set()
         self.big_objects: dict[str, float] = {}
-        self.routes: dict[tuple[str | None, str, str | None], Route] = {}
-        self.via = f"1.1 {agent.name} (edgeagent)"
-        self.location_line = f"X-Edge-Location: {agent.pop}\r\n".encode("latin-1")
-        self.edge_lines = f"Via: {self.via}\r\n".encode("latin-1") + self.location_line
-        self.x_cache = {
-            r: f"X-Cache: {r} from {agent.name}\r\n".encode("latin-1") for r in ("Hit", "Miss", "RefreshHit", "Error")
-        }
-        self.settings = agent.settings
-        self.access_log = agent.access_log
+        self.routes: dict[tuple[str | None, str, str | None, str, str], Route] = {}
         self._boundary_counter = 0
 
     # -- connection bookkeeping (server.Application) --
 
     def connection_opened(self, conn: HttpConnection) -> None:
         self.connections.add(conn)
-        self.agent.metrics.connections_open += 1
-        self.agent.metrics.connections_total += 1
+        self.metrics.connections_open += 1
+        self.metrics.connections_total += 1
 
     def connection_closed(self, conn: HttpConnection) -> None:
         self.connections.discard(conn)
-        self.agent.metrics.connections_open -= 1
+        self.metrics.connections_open -= 1
 
     # ---- the hit fast path ----
 
     def reject(self, req: Request, conn: HttpConnection) -> None:
         """A malformed request: 400, and the connection closes after it."""
-        self.agent.metrics.bad_requests += 1
+        self.metrics.bad_requests += 1
         conn.write(self._simple_bytes(req, 400, f"400 Bad Request: {req.bad}.", "Error", keep_alive=False))
-        self._log(req, None, 400, 0, "Error", 0.0)
+        self._log(req, self._scheme(req, conn), None, 400, 0, "Error", 0.0)
 
     def _log(
         self,
         req: Request,
+        scheme: str,
         distribution_id: str | None,
         status: int,
         sent: int,
@@ -399,7 +388,7 @@ class Proxy:
         first, last = range_bounds(ctx.content_range) if ctx is not None else (None, None)
         access_log.add(Line(
             time.time(), distribution_id, access_log.pop, req.client_ip, req.method, headers.get("host", ""), path,
-            status, sent, result_type(status, result), result, req.request_id, self._log_scheme(headers),
+            status, sent, result_type(status, result), result, req.request_id, scheme,
             protocol_version(req.version), round(taken, 3), query or None, headers.get("referer"),
             headers.get("user-agent"), headers.get("cookie") if access_log.cookies else None,
             ctx.content_type if ctx is not None else SIMPLE_CONTENT_TYPE, first, last,
@@ -407,11 +396,9 @@ class Proxy:
             None if ctx is None or ctx.origin_lbl is None else round(ctx.origin_lbl, 3),
         ))  # fmt: skip
 
-    def _log_scheme(self, headers: dict[str, str]) -> str:
-        """cs-protocol: the viewer's scheme as the request path decides it."""
-        if self.settings.trust_forwarded_proto and headers.get("x-forwarded-proto", "").lower() == "https":
-            return "https"
-        return "http"
+    def _scheme(self, req: Request, conn: HttpConnection) -> str:
+        """The viewer's scheme for a request the slow path takes (admission.viewer_scheme)."""
+        return viewer_scheme(conn.scheme, req.headers, self.trust_forwarded_proto)
 
     def hit(
         self,
@@ -426,16 +413,24 @@ class Proxy:
 
         Takes the parsed fields rather than a Request: the common hit never builds one.
         """
+        began = _clock()
         if method != "GET" and method != "HEAD":
             return False
         if "range" in headers or "if-none-match" in headers or "if-modified-since" in headers:
             return False
-        config = self.agent.config
-        route = self.routes.get((headers.get("host"), target, headers.get("accept-encoding")))
+        config = self.running.config
+        scheme = conn.scheme
+        if self.trust_forwarded_proto:
+            scheme = viewer_scheme(scheme, headers, True)
+        host = headers.get("host")
+        route = self.routes.get((host, target, headers.get("accept-encoding"), scheme, method))
         if route is None or route.config is not config:
-            route = self._route(target, headers, config)
+            route = self._route(method, target, headers, config, scheme)
             if route is None:
                 return False
+        if not route.serve:
+            # Refused, or not served from the cache: `handle` answers the same verdict.
+            return False
         key = route.key or policy.cache_key(
             route.dist, route.behavior, method, route.path, target.partition("?")[2], headers
         )
@@ -451,15 +446,15 @@ class Proxy:
             return False
         now = time.time()
         if obj.age_from <= now < obj.age_until:
-            # Same whole second of residence as the last hit: same Age, still fresh.
+            # Same whole second of residence as the last verdict: same Age, still fresh.
             age = obj.age
             age_line = obj.age_line
         else:
-            resident = now - meta.stored_at
-            age = meta.origin_age + (int(resident) if resident > 0 else 0)
-            if age >= meta.ttl:
+            verdict, age = policy.freshness(meta, now)
+            if verdict != policy.FRESH:
                 return False
             age_line = b"Age: %d\r\nX-Request-Id: %s-" % (age, REQUEST_IDS.prefix_bytes)
+            resident = now - meta.stored_at
             if resident > 0:
                 obj.age = age
                 obj.age_line = age_line
@@ -467,7 +462,7 @@ class Proxy:
                 obj.age_until = obj.age_from + 1
         head = obj.head
         if head is None:
-            head = obj.head = self._object_head(obj, "Hit")
+            head = obj.head = self.heads.object_head(obj)
         end = b"\r\n" if keep_alive and not conn.close_after and not self.closing else b"Connection: close\r\n\r\n"
         incoming = headers.get("x-request-id")
         if incoming is not None and valid_request_id(incoming):
@@ -492,7 +487,9 @@ class Proxy:
             transport.writelines((head, tail, body))
             sent = len(body)
             stats.bytes_out += sent
-        route.counters.fast_hit(status, sent)
+        # The latency bucket is the time this hit really took: from the call to the last
+        # byte handed to the transport.
+        route.counters.fast_hit(status, sent, _clock() - began)
         access_log = self.access_log
         if access_log is not None:
             # The access log's whole cost here: one Line built in C, encoded later by its thread.
@@ -501,8 +498,7 @@ class Proxy:
                 now, route.dist.id, access_log.pop, conn.client_ip, method, route.host, route.uri_stem, status,
                 sent, "Hit" if status < 400 else "Error", "Hit",
                 incoming or "%s-%x" % (REQUEST_IDS.prefix, REQUEST_IDS.counter),
-                "http" if not self.settings.trust_forwarded_proto else self._log_scheme(headers),
-                "HTTP/1.1" if version == "1.1" else protocol_version(version), 0.0, route.uri_query,
+                scheme, "HTTP/1.1" if version == "1.1" else protocol_version(version), 0.0, route.uri_query,
                 headers.get("referer"), headers.get("user-agent"),
                 headers.get("cookie") if access_log.cookies else None, meta.content_type,
             )  # fmt: skip
@@ -514,49 +510,29 @@ class Proxy:
                 access_log.dropped += 1
         return True
 
-    def _route(self, target: str, headers: dict[str, str], config: EdgeConfig | None) -> Route | None:
-        """Memoise what the hit path derives from (Host, target, Accept-Encoding) alone."""
-        if config is None:
+    def _route(
+        self, method: str, target: str, headers: dict[str, str], config: EdgeConfig | None, scheme: str
+    ) -> Route | None:
+        """A new memo entry: the admission verdict for its key, and the cache key when the
+        memo key fixes it. None (nothing memoised) for a host no distribution serves."""
+        host = headers.get("host")
+        admission = admission_mod.admit(config, scheme, method, host, target)
+        dist = admission.dist
+        if config is None or dist is None or admission.behavior is None:
             return None
-        dist = config.find_distribution(headers.get("host", ""))
-        if dist is None:
-            return None
-        path, _, query = target.partition("?")
-        if path == "/" and dist.root_path:
-            path = dist.root_path
-        behavior = dist.match_behavior(path)
-        if behavior.viewer_protocol_policy != "allow-all":
-            return None
-        cp = behavior.cache_policy
         key = ""
-        if cp.headers.behavior == "none" and cp.cookies.behavior == "none":
-            key = policy.cache_key(dist, behavior, "GET", path, query, headers)
-        counters = self.agent.stats.counters(dist.id)
+        cp = admission.behavior.cache_policy
+        if admission.kind == ADMIT and cp.headers.behavior == "none" and cp.cookies.behavior == "none":
+            key = policy.cache_key(dist, admission.behavior, "GET", admission.path, target.partition("?")[2], headers)
         tail = self.access_log.ring(dist.id) if self.access_log is not None else None
         route = Route(
-            config, dist, behavior, path, key, self.agent.metrics.for_distribution(dist.id), counters,
-            headers.get("host", ""), target, tail,
+            config, admission, key, self.metrics.for_distribution(dist.id), self.stats.counters(dist.id),
+            host or "", target, tail,
         )  # fmt: skip
         if len(self.routes) >= ROUTE_MEMO:
             self.routes.clear()
-        self.routes[(headers.get("host"), target, headers.get("accept-encoding"))] = route
+        self.routes[(host, target, headers.get("accept-encoding"), scheme, method)] = route
         return route
-
-    def _object_head(self, obj: CachedObject, result: str, status: int | None = None) -> bytes:
-        """Status line and headers of a stored object, with the edge's own fields."""
-        meta = obj.meta
-        code = meta.status if status is None else status
-        parts = [f"HTTP/1.1 {code} {reason(code)}\r\n"]
-        via = ""
-        for name, value in meta.headers:
-            if name.lower() == "via":
-                via = value
-                continue
-            parts.append(f"{name}: {value}\r\n")
-        parts.append(f"Content-Length: {obj.size}\r\n")
-        parts.append(f"Via: {via + ', ' if via else ''}{self.via}\r\n")
-        head = "".join(parts).encode("latin-1")
-        return head + self.x_cache[result] + self.location_line
 
     # ---- the slow path ----
 
@@ -564,51 +540,24 @@ class Proxy:
         if req.bad:
             self.reject(req, conn)
             return
-        config = self.agent.config
-        if config is None:
-            self.agent.metrics.unknown_host += 1
-            self._log(req, None, 404, 0, "Error", 0.0)
-            await self._send_simple(req, conn, 404, "404 Not Found: this edge has no configuration yet.", "Error")
+        config = self.running.config
+        scheme = self._scheme(req, conn)
+        admission = admission_mod.admit(config, scheme, req.method, req.headers.get("host"), req.target)
+        dist, behavior = admission.dist, admission.behavior
+        if config is None or dist is None or behavior is None:
+            self.metrics.unknown_host += 1
+            self._log(req, admission.scheme, None, 404, 0, "Error", 0.0)
+            await self._send_simple(req, conn, 404, admission.text, "Error")
             return
-        dist = config.find_distribution(req.headers.get("host", ""))
-        if dist is None:
-            self.agent.metrics.unknown_host += 1
-            self._log(req, None, 404, 0, "Error", 0.0)
-            await self._send_simple(req, conn, 404, "404 Not Found: no distribution serves this host.", "Error")
-            return
-        scheme = "http"
-        if self.settings.trust_forwarded_proto and req.headers.get("x-forwarded-proto", "").lower() == "https":
-            scheme = "https"
-        path = req.path
-        behavior = dist.match_behavior(path)
-        stats = self.agent.metrics.for_distribution(dist.id)
-        ctx = Ctx(req, conn, config, dist, behavior, path, scheme, stats)
+        stats = self.metrics.for_distribution(dist.id)
+        ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, stats)
         began = time.monotonic()
         try:
-            if scheme == "http" and behavior.viewer_protocol_policy != "allow-all":
-                if behavior.viewer_protocol_policy == "https-only":
-                    ctx.outcome = BLOCKED
-                    await self._error(ctx, 403, "403 Forbidden: this resource is only served over HTTPS.")
-                    return
-                host = req.headers.get("host", dist.domain_name)
-                ctx.status = 301
-                ctx.result = "Redirect"
-                location = f"https://{host.split(':')[0] if not host.startswith('[') else host}{req.target}"
-                await self._send_simple(
-                    req, conn, 301, "301 Moved Permanently.", "Error", extra=[("Location", location)], stats=stats
-                )
+            if admission.kind != ADMIT:
+                await self._refuse(ctx, admission)
                 return
-            if req.method not in behavior.allowed_methods:
-                ctx.outcome = BLOCKED
-                await self._error(
-                    ctx, 403, f"403 Forbidden: method {req.method} is not allowed here.",
-                    [("Allow", behavior.allow_header)],
-                )  # fmt: skip
-                return
-            if path == "/" and dist.root_path:
-                ctx.path = dist.root_path
             try:
-                if req.method in behavior.cached_methods:
+                if admission.cached:
                     await self._cached(ctx)
                 else:
                     await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
@@ -622,8 +571,24 @@ class Proxy:
                 await self._origin_failed(ctx, exc)
         finally:
             taken = time.monotonic() - began
-            self.agent.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, taken)
-            self._log(req, dist.id, ctx.status, ctx.sent, ctx.result, taken, ctx)
+            self.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, taken)
+            self._log(req, admission.scheme, dist.id, ctx.status, ctx.sent, ctx.result, taken, ctx)
+
+    async def _refuse(self, ctx: Ctx, admission: Admission) -> None:
+        """Answer an admission refusal (the same verdict for a request the cache could answer)."""
+        if admission.kind == REDIRECT:
+            assert admission.location is not None
+            ctx.status = admission.status
+            ctx.result = "Redirect"
+            await self._send_simple(
+                ctx.req, ctx.conn, admission.status, admission.text, "Error",
+                extra=[("Location", admission.location)], stats=ctx.stats,
+            )  # fmt: skip
+            return
+        assert admission.kind == FORBIDDEN
+        ctx.outcome = BLOCKED
+        extra = [("Allow", admission.allow)] if admission.allow is not None else None
+        await self._error(ctx, admission.status, admission.text, extra)
 
     # ---- cached methods ----
 
@@ -637,14 +602,11 @@ class Proxy:
         now = time.time()
         obj = self.store.lookup(key, req.headers)
         if obj is not None:
-            meta = obj.meta
-            age = policy.age(meta.stored_at, now, meta.origin_age)
-            if policy.is_fresh(meta.ttl, age):
+            verdict, _ = policy.freshness(obj.meta, now)
+            if verdict == policy.FRESH:
                 await self._serve_object(ctx, obj, "Hit")
                 return
-            if meta.stale_while_revalidate and policy.within_stale_while_revalidate(
-                meta.ttl, meta.stale_while_revalidate, age
-            ):
+            if verdict == policy.SERVE_STALE:
                 self._start_fill(ctx, key, obj)
                 ctx.stats.stale_served += 1
                 await self._serve_object(ctx, obj, "Hit")
@@ -728,7 +690,7 @@ class Proxy:
         status = head.status
         etag, last_modified = _validators(headers)
         if status == 200 and policy.not_modified(req.headers, etag, last_modified):
-            await self._send_head_only(ctx, 304, _for_304(headers), head.result)
+            await self._send_head_only(ctx, 304, for_304(headers), head.result)
             return
         ranges = policy.RangeSpec(policy.RANGE_NONE)
         if status == 200 and length is not None and "range" in req.headers:
@@ -785,7 +747,7 @@ class Proxy:
                 response = await self._fetch(ctx, "GET" if ctx.req.method == "HEAD" else ctx.req.method, extra, None)
             except OriginError as exc:
                 ctx.stats.origin_failures += 1
-                if stale is not None:
+                if stale is not None and policy.stale_if_error(stale.meta, time.time(), None):
                     fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
                 else:
                     fill.head.set_result(FillHead("error", error=exc))
@@ -795,7 +757,7 @@ class Proxy:
             status = response.status
             if status == 304 and stale is not None:
                 merged = _merge_304(stale.meta.headers, response.headers)
-                lower = _lower_map(merged)
+                lower = lower_map(merged)
                 decision = policy.decide(stale.meta.status, lower, ctx.behavior.cache_policy, "GET", now)
                 meta = replace(
                     stale.meta,
@@ -816,15 +778,13 @@ class Proxy:
                 fill.head.set_result(FillHead("object", obj=refreshed, result="RefreshHit"))
                 fill.finish()
                 return
-            if stale is not None and status in STALE_ON_ERROR_STATUSES:
-                age = policy.age(stale.meta.stored_at, now, stale.meta.origin_age)
-                if policy.within_stale_if_error(stale.meta.ttl, stale.meta.stale_if_error, age):
-                    fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
-                    fill.finish()
-                    return
-            headers = [(n, v) for n, v in response.headers if n.lower() not in _NOT_STORED]
-            lower = _lower_map(response.headers)
-            length = _content_length(lower)
+            if stale is not None and status >= 500 and policy.stale_if_error(stale.meta, now, status):
+                fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
+                fill.finish()
+                return
+            headers = [(n, v) for n, v in response.headers if n.lower() not in NOT_STORED]
+            lower = lower_map(response.headers)
+            length = content_length(lower)
             if ranged and status == 200 and length is not None and length > self.settings.range_passthrough_bytes:
                 self.big_objects[fill.key] = now + BIG_OBJECT_MEMORY
                 fill.head.set_result(FillHead("pass"))
@@ -861,7 +821,7 @@ class Proxy:
                     stale_if_error=decision.stale_if_error,
                     must_revalidate=decision.must_revalidate,
                     origin_age=_int_header(lower.get("age")),
-                    etag=_header(headers, "etag"),
+                    etag=header(headers, "etag"),
                     last_modified=lower.get("last-modified"),
                     content_type=lower.get("content-type"),
                     encoding=encoding,
@@ -892,7 +852,7 @@ class Proxy:
                     await fill.publish(tail)
             ctx.stats.origin_bytes += received
             ctx.origin_done()
-            self.agent.stats.count_origin_bytes(ctx.dist.id, received)
+            self.stats.count_origin_bytes(ctx.dist.id, received)
             response.release()
             response = None
             if writer is not None:
@@ -951,7 +911,7 @@ class Proxy:
             url = origin_url(origin, ctx.scheme, ctx.path, query)
             ctx.stats.origin_requests += 1
             try:
-                response = await self.agent.origins.request(origin, method, url, headers, body)
+                response = await self.origins.request(origin, method, url, headers, body)
             except OriginError as exc:
                 last_error = exc
                 if body is not None or final:
@@ -992,19 +952,19 @@ class Proxy:
             if write and 200 <= response.status < 300:
                 # A successful write changes the resource: no variant of it may be served stale.
                 self.store.invalidate(ctx.dist.id, [ctx.path], [])
-            lower = _lower_map(response.headers)
+            lower = lower_map(response.headers)
             if response.status in ctx.dist.error_responses and await self._custom_error(ctx, response.status):
                 return
             ctx.stats.pass_ += 1
-            headers = [(n, v) for n, v in response.headers if n.lower() not in _NOT_STORED]
-            size = _content_length(lower)
+            headers = [(n, v) for n, v in response.headers if n.lower() not in NOT_STORED]
+            size = content_length(lower)
             writer = self._start_response(
                 ctx, response.status, headers, size, "Miss", no_body=response.status in (204, 304)
             )
             if req.method != "HEAD" and response.status not in (204, 304):
                 async for chunk in response.chunks():
                     ctx.stats.origin_bytes += len(chunk)
-                    self.agent.stats.count_origin_bytes(ctx.dist.id, len(chunk))
+                    self.stats.count_origin_bytes(ctx.dist.id, len(chunk))
                     await writer.send(chunk)
                 ctx.origin_done()
             writer.finish()
@@ -1024,7 +984,7 @@ class Proxy:
         if meta.status in ctx.dist.error_responses and await self._custom_error(ctx, meta.status):
             return
         if meta.status == 200 and policy.not_modified(req.headers, meta.etag, meta.last_modified):
-            await self._send_head_only(ctx, 304, _for_304(list(meta.headers)), result, age)
+            await self._send_head_only(ctx, 304, for_304(list(meta.headers)), result, age)
             return
         spec = policy.RangeSpec(policy.RANGE_NONE)
         if meta.status == 200 and "range" in req.headers and policy.if_range_matches(
@@ -1064,7 +1024,7 @@ class Proxy:
         if result == "Hit" and obj.body is not None:
             head = obj.head
             if head is None:
-                head = obj.head = self._object_head(obj, "Hit")
+                head = obj.head = self.heads.object_head(obj)
             ctx.stats.count_status(meta.status)
             ctx.status = meta.status
             ctx.result = result
@@ -1132,7 +1092,7 @@ class Proxy:
         key = page_ctx.key = policy.cache_key(ctx.dist, behavior, "GET", page_path, "", page_req.headers)
         obj = self.store.lookup(key, page_req.headers)
         now = time.time()
-        if obj is not None and policy.is_fresh(obj.meta.ttl, policy.age(obj.meta.stored_at, now, obj.meta.origin_age)):
+        if obj is not None and policy.freshness(obj.meta, now)[0] == policy.FRESH:
             if obj.meta.status != 200 or obj.size > ERROR_PAGE_LIMIT:
                 return None
             return list(obj.meta.headers), obj.read()
@@ -1180,20 +1140,14 @@ class Proxy:
         extra: list[tuple[str, str]] | None = None,
         keep_alive: bool = True,
     ) -> bytes:
+        """One of the edge's own short plain-text answers (errors, redirects)."""
         body = f"{text}\nRequest ID: {req.request_id}\n".encode()
-        lines = [
-            f"HTTP/1.1 {status} {reason(status)}\r\n",
-            f"Date: {DATE.now()}\r\n",
-            f"Content-Type: {SIMPLE_CONTENT_TYPE}\r\n",
-            f"Content-Length: {len(body)}\r\n",
-            "Cache-Control: no-store\r\n",
-            f"X-Request-Id: {req.request_id}\r\n",
-        ]
-        for name, value in extra or ():
-            lines.append(f"{name}: {value}\r\n")
-        if not keep_alive:
-            lines.append("Connection: close\r\n")
-        head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.edge_lines + b"\r\n"
+        headers = [("Date", DATE.now()), ("Content-Type", SIMPLE_CONTENT_TYPE), ("Cache-Control", "no-store")]
+        if extra:
+            headers += extra
+        heads = self.heads
+        head = heads.head(status, headers, f"Content-Length: {len(body)}\r\n", result)
+        head += heads.tail(None, req.request_id, not keep_alive)
         return head if req.method == "HEAD" else head + body
 
     async def _send_simple(
@@ -1230,34 +1184,24 @@ class Proxy:
         req = ctx.req
         keep_alive = ctx.conn.keep_alive(req)
         chunked = False
-        lines = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
-        via = ""
-        ctx.content_type = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname == "via":
-                via = value
-            elif lname not in _NOT_STORED:
-                lines.append(f"{name}: {value}\r\n")
-                if lname == "content-type":
-                    ctx.content_type = value
-                elif lname == "content-range":
-                    ctx.content_range = value
+        framing = ""
         if no_body or status in (204, 304) or (status < 200):
             pass
         elif length is not None:
-            lines.append(f"Content-Length: {length}\r\n")
+            framing = f"Content-Length: {length}\r\n"
         elif req.version == "1.1" and not ctx.head_only:
-            lines.append("Transfer-Encoding: chunked\r\n")
+            framing = "Transfer-Encoding: chunked\r\n"
             chunked = True
         elif not ctx.head_only:
             keep_alive = False
-        lines.append(f"Via: {via + ', ' if via else ''}{self.via}\r\n")
-        lines.append(f"Age: {age or 0}\r\nX-Request-Id: {req.request_id}\r\n")
         if not keep_alive:
-            lines.append("Connection: close\r\n")
             ctx.conn.close_after = True
-        head = "".join(lines).encode("latin-1") + self.x_cache[result] + self.location_line + b"\r\n"
+        heads = self.heads
+        head = heads.head(status, headers, framing, result) + heads.tail(age or 0, req.request_id, not keep_alive)
+        ctx.content_type = header(headers, "content-type")
+        content_range = header(headers, "content-range")
+        if content_range is not None:
+            ctx.content_range = content_range
         ctx.stats.count_status(status)
         ctx.status = status
         ctx.result = result
@@ -1328,22 +1272,8 @@ class ResponseWriter:
 # ---- header helpers ----
 
 
-def _header(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
-
-
 def _validators(headers: list[tuple[str, str]]) -> tuple[str | None, str | None]:
-    return _header(headers, "etag"), _header(headers, "last-modified")
-
-
-def _content_length(lower: dict[str, str]) -> int | None:
-    value = lower.get("content-length")
-    if value is None or not value.isdigit():
-        return None
-    return int(value)
+    return header(headers, "etag"), header(headers, "last-modified")
 
 
 def _int_header(value: str | None) -> int:
@@ -1352,17 +1282,9 @@ def _int_header(value: str | None) -> int:
     return int(value.strip())
 
 
-_304_KEEP = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"})
-
-
-def _for_304(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """RFC 9110 15.4.5: a 304 carries the validators and caching fields only."""
-    return [(n, v) for n, v in headers if n.lower() in _304_KEEP]
-
-
 def _merge_304(stored: tuple[tuple[str, str], ...], fresh: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Stored headers updated with those of a 304 (RFC 9111 4.3.4), framing fields excepted."""
-    updates = {n.lower(): (n, v) for n, v in fresh if n.lower() not in _NOT_STORED and n.lower() != "content-length"}
+    updates = {n.lower(): (n, v) for n, v in fresh if n.lower() not in NOT_STORED and n.lower() != "content-length"}
     out = [updates.pop(n.lower(), (n, v)) for n, v in stored]
     out.extend(updates.values())
     return out
