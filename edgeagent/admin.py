@@ -20,19 +20,12 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .accesslog import TAIL_RECORDS
+from .errors import InvalidDocumentError, StaleConfigError
 from .limits import CLOCK_SKEW_SECONDS as CLOCK_SKEW
 from .limits import load_json
 
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 MAX_BODY = 64 * 1024 * 1024
-
-
-class StaleConfigError(Exception):
-    """A pushed document is older than the running one (409)."""
-
-
-class InvalidDocumentError(Exception):
-    """A pushed document fails validation (400); the message names the field path."""
 
 
 class AdminTarget(Protocol):

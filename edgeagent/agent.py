@@ -20,9 +20,10 @@ from aiohttp import web
 
 from . import metrics as metrics_mod
 from .accesslog import AccessLog
-from .admin import InvalidDocumentError, StaleConfigError, start_admin
+from .admin import start_admin
 from .cli import Settings
 from .config import ConfigError, EdgeConfig, parse_document
+from .errors import InvalidDocumentError, StaleConfigError
 from .files import write_atomically
 from .link import ControlPlaneLink
 from .origin import OriginClient

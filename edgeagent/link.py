@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from .admin import InvalidDocumentError, StaleConfigError
+from .errors import InvalidDocumentError, StaleConfigError
 from .stats import StatsCollector
 
 log = logging.getLogger("edgeagent.link")
