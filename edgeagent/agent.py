@@ -1,10 +1,14 @@
-"""The edge agent: owns the running config, the store, the counters and the listeners.
+"""The edge agent: builds the parts of one edge process, wires them and runs them.
+
+It owns the running config, the store, the counters (Prometheus metrics and the
+control-plane stats), the origin client, the access log, the listeners and the
+control-plane link, and passes each part the collaborators it needs; no part imports it.
 
 Everything that changes what the edge serves goes through `Agent.apply_config` and
-`Agent.apply_invalidation`, whoever calls them (the admin API today, the control-plane
-link later), so validation, persistence and counting happen in one place. A config swap
-is one attribute assignment: each request reads `agent.config` once when it starts and
-keeps that object, so in-flight requests finish on the config they began with.
+`Agent.apply_invalidation`, whoever calls them (the admin API and the control-plane link),
+so validation, persistence and counting happen in one place. A config swap is one
+attribute assignment (`RunningConfig.config`): each request reads it once when it starts
+and keeps that object, so in-flight requests finish on the config they began with.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import metrics as metrics_mod
+from . import prometheus
 from .accesslog import AccessLog
 from .admin import start_admin
 from .cli import Settings
@@ -58,7 +62,7 @@ class Agent:
         self.pop = settings.pop
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         self.running = RunningConfig()
-        self.metrics = metrics_mod.Metrics()
+        self.metrics = prometheus.Metrics()
         self.store = Store(
             memory_bytes=settings.memory_cache_bytes,
             disk_dir=settings.cache_dir / "objects",
@@ -204,7 +208,7 @@ class Agent:
                 ("edge_stats_buffer_reports", "gauge", "Stats reports waiting on disk for the control plane.",
                  len(buffer)),
                 ("edge_stats_dropped_reports_total", "counter",
-                 "Stats reports dropped: buffer full (oldest first), unreadable or refused.", buffer.dropped),
+                 "Stats reports lost: buffer full (oldest first), unreadable or unwritable.", buffer.dropped),
             ]  # fmt: skip
         link = self.link
         if link is not None:
@@ -218,7 +222,7 @@ class Agent:
                 ("edge_stats_reports_sent_total", "counter", "Stats reports the control plane answered 200 to.",
                  link.reports_sent),
             ]  # fmt: skip
-        return metrics_mod.render(self.metrics, self.name, self.pop, self.version, self.store.stats, families)
+        return prometheus.render(self.metrics, self.name, self.pop, self.version, self.store.stats, families)
 
     # ---- lifecycle ----
 

@@ -92,8 +92,8 @@ class Proxy(HitPath):
             self._log(req, admission.scheme, None, 404, 0, "Error", 0.0)
             await self._send_simple(req, conn, 404, admission.text, "Error")
             return
-        stats = self.metrics.for_distribution(dist.id)
-        ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, stats)
+        metrics = self.metrics.for_distribution(dist.id)
+        ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, metrics)
         began = time.monotonic()
         try:
             if admission.kind != ADMIT:
@@ -105,7 +105,7 @@ class Proxy(HitPath):
                 else:
                     await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
             except OriginError as exc:
-                stats.origin_failures += 1
+                metrics.origin_failures += 1
                 if ctx.started:
                     # Part of the body is out: only a cut connection tells the viewer it is short.
                     log.warning("request %s %s: origin failed mid-body: %s", req.request_id, ctx.path, exc)
@@ -125,7 +125,7 @@ class Proxy(HitPath):
             ctx.result = "Redirect"
             await self._send_simple(
                 ctx.req, ctx.conn, admission.status, admission.text, "Error",
-                extra=[("Location", admission.location)], stats=ctx.stats,
+                extra=[("Location", admission.location)], metrics=ctx.metrics,
             )  # fmt: skip
             return
         assert admission.kind == FORBIDDEN

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..accesslog import SIMPLE_CONTENT_TYPE, AccessLog
 from ..cli import Settings
 from ..config import Behavior, Distribution, EdgeConfig
-from ..metrics import DistributionStats, Metrics
+from ..prometheus import DistributionMetrics, Metrics
 from ..origin import OriginClient
 from ..server import HttpConnection, Request
 from ..stats import EDGE, StatsCollector
@@ -38,7 +38,7 @@ class Ctx:
     """A request routed to its distribution and behavior, with the config it started on."""
 
     __slots__ = (
-        "req", "conn", "config", "dist", "behavior", "path", "scheme", "stats", "head_only", "key", "started",
+        "req", "conn", "config", "dist", "behavior", "path", "scheme", "metrics", "head_only", "key", "started",
         "status", "outcome", "sent", "result", "content_type", "content_range", "origin_began", "origin_fbl",
         "origin_lbl",
     )  # fmt: skip
@@ -52,7 +52,7 @@ class Ctx:
         behavior: Behavior,
         path: str,
         scheme: str,
-        stats: DistributionStats,
+        metrics: DistributionMetrics,
     ) -> None:
         self.req = req
         self.conn = conn
@@ -61,7 +61,9 @@ class Ctx:
         self.behavior = behavior
         self.path = path
         self.scheme = scheme
-        self.stats = stats
+        # The distribution's Prometheus counters (prometheus.py); the control-plane stats
+        # are recorded from `status`, `outcome` and `sent` below.
+        self.metrics = metrics
         self.head_only = req.method == "HEAD"
         self.key = ""
         self.started = False

@@ -292,7 +292,7 @@ class Filling(PassThrough):
                 return
             if verdict == policy.SERVE_STALE:
                 self._start_fill(ctx, key, obj)
-                ctx.stats.stale_served += 1
+                ctx.metrics.stale_served += 1
                 await self._serve_object(ctx, obj, "Hit")
                 return
         range_header = req.headers.get("range")
@@ -304,7 +304,7 @@ class Filling(PassThrough):
         if fill is None:
             fill = self._start_fill(ctx, key, obj, ranged=range_header is not None)
         else:
-            ctx.stats.collapsed += 1
+            ctx.metrics.collapsed += 1
         await self._serve_fill(ctx, fill, owner)
 
     def _start_fill(self, ctx: Ctx, key: str, stale: CachedObject | None, ranged: bool = False) -> Fill:
@@ -333,7 +333,7 @@ class Filling(PassThrough):
                     head = FillHead("pass")
             if head.kind == "object" and head.obj is not None:
                 if head.stale:
-                    ctx.stats.stale_served += 1
+                    ctx.metrics.stale_served += 1
                 await self._serve_object(ctx, head.obj, head.result)
                 return
             if head.kind == "error" and head.error is not None:
@@ -361,7 +361,7 @@ class Filling(PassThrough):
             return
         obj = self.store.lookup(ctx.key, ctx.req.headers)
         if obj is not None:
-            ctx.stats.collapsed += 1
+            ctx.metrics.collapsed += 1
             await self._serve_object(ctx, obj, "Hit")
         else:
             await self._pass(ctx, write=False)
@@ -381,13 +381,13 @@ class Filling(PassThrough):
             spec = policy.parse_range(req.headers["range"], length)
             if policy.if_range_matches(req.headers.get("if-range"), etag, last_modified):
                 ranges = spec
-        ctx.stats.miss += 1
+        ctx.metrics.miss += 1
         if ranges.kind == policy.RANGE_UNSATISFIABLE:
-            ctx.stats.count_status(416)
+            ctx.metrics.count_status(416)
             ctx.status = 416
             await self._send_simple(
                 req, ctx.conn, 416, "416 Range Not Satisfiable.", head.result,
-                extra=[("Content-Range", ranges.unsatisfied_range())], stats=None,
+                extra=[("Content-Range", ranges.unsatisfied_range())], metrics=None,
             )  # fmt: skip
             return
         if ranges.kind == policy.RANGE_SINGLE:
@@ -428,7 +428,7 @@ class Filling(PassThrough):
             try:
                 response = await self._fetch(ctx, "GET" if ctx.req.method == "HEAD" else ctx.req.method, extra, None)
             except OriginError as exc:
-                ctx.stats.origin_failures += 1
+                ctx.metrics.origin_failures += 1
                 if stale is not None and policy.stale_if_error(stale.meta, time.time(), None):
                     fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
                 else:
@@ -478,7 +478,7 @@ class Filling(PassThrough):
                     if writer is not None:
                         writer.write(tail)
                     await fill.publish(tail)
-            ctx.stats.origin_bytes += received
+            ctx.metrics.origin_bytes += received
             ctx.origin_done()
             self.stats.count_origin_bytes(ctx.dist.id, received)
             response.release()
@@ -491,7 +491,7 @@ class Filling(PassThrough):
             fill.finish(ClientDisconnected())
             raise
         except OriginError as exc:
-            ctx.stats.origin_failures += 1
+            ctx.metrics.origin_failures += 1
             log.warning("origin body failed for %s: %s", ctx.path, exc)
             fill.finish(exc)
         except Exception as exc:

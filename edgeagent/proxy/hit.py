@@ -18,7 +18,7 @@ from collections import deque
 from .. import policy
 from ..accesslog import Line, protocol_version
 from ..config import EdgeConfig
-from ..metrics import DistributionStats
+from ..prometheus import DistributionMetrics
 from ..server import REQUEST_IDS, HttpConnection, valid_request_id
 from ..stats import Counters
 from . import admission as admission_mod
@@ -41,7 +41,7 @@ class Route:
     and query, the distribution's tail ring).
     """
 
-    __slots__ = ("config", "admission", "serve", "dist", "behavior", "path", "key", "scheme", "stats", "counters",
+    __slots__ = ("config", "admission", "serve", "dist", "behavior", "path", "key", "scheme", "metrics", "counters",
                  "host", "uri_stem", "uri_query", "tail")  # fmt: skip
 
     def __init__(
@@ -49,7 +49,7 @@ class Route:
         config: EdgeConfig,
         admission: Admission,
         key: str,
-        stats: DistributionStats,
+        metrics: DistributionMetrics,
         counters: Counters,
         host: str,
         target: str,
@@ -64,7 +64,7 @@ class Route:
         self.path = admission.path
         self.scheme = admission.scheme
         self.key = key
-        self.stats = stats
+        self.metrics = metrics
         self.counters = counters
         self.host = host
         stem, _, query = target.partition("?")
@@ -148,12 +148,12 @@ class HitPath(Filling):
             ids = REQUEST_IDS
             ids.counter += 1
             tail = b"%s%x\r\n%s" % (age_line, ids.counter, end)
-        stats = route.stats
-        stats.hit += 1
+        metrics = route.metrics
+        metrics.hit += 1
         if status < 300:
-            stats.status_2xx += 1
+            metrics.status_2xx += 1
         else:
-            stats.count_status(status)
+            metrics.count_status(status)
         transport = conn.transport
         assert transport is not None
         if method == "HEAD" or status == 204 or status == 304:
@@ -162,7 +162,7 @@ class HitPath(Filling):
         else:
             transport.writelines((head, tail, body))
             sent = len(body)
-            stats.bytes_out += sent
+            metrics.bytes_out += sent
         # The latency bucket is the time this hit really took: from the call to the last
         # byte handed to the transport.
         route.counters.fast_hit(status, sent, _clock() - began)

@@ -55,14 +55,14 @@ class PassThrough(Responding):
             final = index == len(targets) - 1
             headers = self._origin_request_headers(ctx, origin, method) + extra
             url = origin_url(origin, ctx.scheme, ctx.path, query)
-            ctx.stats.origin_requests += 1
+            ctx.metrics.origin_requests += 1
             try:
                 response = await self.origins.request(origin, method, url, headers, body)
             except OriginError as exc:
                 last_error = exc
                 if body is not None or final:
                     raise
-                ctx.stats.origin_failures += 1
+                ctx.metrics.origin_failures += 1
                 log.info("failover from %s: %s", origin.id, exc)
                 continue
             if not final and response.status in behavior.failover_status_codes and body is None:
@@ -99,7 +99,7 @@ class PassThrough(Responding):
             lower = lower_map(response.headers)
             if response.status in ctx.dist.error_responses and await self._custom_error(ctx, response.status):
                 return
-            ctx.stats.pass_ += 1
+            ctx.metrics.pass_ += 1
             headers = [(n, v) for n, v in response.headers if n.lower() not in NOT_STORED]
             size = content_length(lower)
             writer = self._start_response(
@@ -107,7 +107,7 @@ class PassThrough(Responding):
             )
             if req.method != "HEAD" and response.status not in (204, 304):
                 async for chunk in response.chunks():
-                    ctx.stats.origin_bytes += len(chunk)
+                    ctx.metrics.origin_bytes += len(chunk)
                     self.stats.count_origin_bytes(ctx.dist.id, len(chunk))
                     await writer.send(chunk)
                 ctx.origin_done()

@@ -16,7 +16,7 @@ import time
 from .. import policy
 from ..accesslog import SIMPLE_CONTENT_TYPE
 from ..config import ErrorResponse
-from ..metrics import DistributionStats
+from ..prometheus import DistributionMetrics
 from ..origin import OriginError
 from ..server import ClientDisconnected, HttpConnection, Request
 from ..stats import HIT
@@ -53,7 +53,7 @@ class ResponseWriter:
             conn.writelines((head, data))
         else:
             conn.write(data)
-        self.ctx.stats.bytes_out += len(data)
+        self.ctx.metrics.bytes_out += len(data)
         self.ctx.sent += len(data)
         await conn.drain()
 
@@ -73,8 +73,8 @@ class Responding(ProxyState):
         meta = obj.meta
         now = time.time()
         age = policy.age(meta.stored_at, now, meta.origin_age)
-        ctx.stats.hit += result == "Hit"
-        ctx.stats.refresh_hit += result == "RefreshHit"
+        ctx.metrics.hit += result == "Hit"
+        ctx.metrics.refresh_hit += result == "RefreshHit"
         ctx.outcome = HIT
         if meta.status in ctx.dist.error_responses and await self._custom_error(ctx, meta.status):
             return
@@ -90,7 +90,7 @@ class Responding(ProxyState):
             ctx.status = 416
             await self._send_simple(
                 req, ctx.conn, 416, "416 Range Not Satisfiable.", result,
-                extra=[("Content-Range", spec.unsatisfied_range())], stats=ctx.stats,
+                extra=[("Content-Range", spec.unsatisfied_range())], metrics=ctx.metrics,
             )  # fmt: skip
             return
         headers = list(meta.headers)
@@ -120,7 +120,7 @@ class Responding(ProxyState):
             head = obj.head
             if head is None:
                 head = obj.head = self.heads.object_head(obj)
-            ctx.stats.count_status(meta.status)
+            ctx.metrics.count_status(meta.status)
             ctx.status = meta.status
             ctx.result = result
             ctx.content_type = meta.content_type
@@ -131,7 +131,7 @@ class Responding(ProxyState):
                 ctx.conn.write(head + tail)
             else:
                 ctx.conn.writelines((head, tail, obj.body))
-                ctx.stats.bytes_out += obj.size
+                ctx.metrics.bytes_out += obj.size
                 ctx.sent += obj.size
             await ctx.conn.drain()
             return
@@ -181,7 +181,7 @@ class Responding(ProxyState):
         """An error page fetched through the distribution's own behavior and cache."""
         behavior = ctx.dist.match_behavior(page_path)
         page_req = Request("GET", page_path, {"host": ctx.dist.domain_name}, "1.1", True, ctx.req.client_ip, None)
-        page_ctx = Ctx(page_req, ctx.conn, ctx.config, ctx.dist, behavior, page_path, ctx.scheme, ctx.stats)
+        page_ctx = Ctx(page_req, ctx.conn, ctx.config, ctx.dist, behavior, page_path, ctx.scheme, ctx.metrics)
         key = page_ctx.key = policy.cache_key(ctx.dist, behavior, "GET", page_path, "", page_req.headers)
         obj = self.store.lookup(key, page_req.headers)
         now = time.time()
@@ -210,9 +210,9 @@ class Responding(ProxyState):
                 fill.unsubscribe(sub)
 
     async def _error(self, ctx: Ctx, status: int, text: str, extra: list[tuple[str, str]] | None = None) -> None:
-        ctx.stats.error += 1
+        ctx.metrics.error += 1
         ctx.status = status
-        await self._send_simple(ctx.req, ctx.conn, status, text, "Error", extra=extra, stats=ctx.stats)
+        await self._send_simple(ctx.req, ctx.conn, status, text, "Error", extra=extra, metrics=ctx.metrics)
 
     def _simple_bytes(
         self,
@@ -241,10 +241,10 @@ class Responding(ProxyState):
         text: str,
         result: str,
         extra: list[tuple[str, str]] | None = None,
-        stats: DistributionStats | None = None,
+        metrics: DistributionMetrics | None = None,
     ) -> None:
-        if stats is not None:
-            stats.count_status(status)
+        if metrics is not None:
+            metrics.count_status(status)
         conn.write(self._simple_bytes(req, status, text, result, extra, conn.keep_alive(req)))
         await conn.drain()
 
@@ -285,7 +285,7 @@ class Responding(ProxyState):
         content_range = header(headers, "content-range")
         if content_range is not None:
             ctx.content_range = content_range
-        ctx.stats.count_status(status)
+        ctx.metrics.count_status(status)
         ctx.status = status
         ctx.result = result
         ctx.started = True
