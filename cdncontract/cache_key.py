@@ -24,3 +24,13 @@ HEADER_JOIN = "\x02"  # between the selected headers
 def prefix(distribution_id: str, method: str) -> str:
     """Everything of the key before the path."""
     return f"{distribution_id}{SEPARATOR}{METHOD_CLASSES.get(method, method)}{SEPARATOR}"
+
+
+def distribution_prefix(distribution_id: str) -> str:
+    """What every key of the distribution starts with, and no other distribution's key."""
+    return distribution_id + SEPARATOR
+
+
+def distribution_of(key: str) -> str:
+    """The distribution id a key belongs to."""
+    return key.split(SEPARATOR, 1)[0]

@@ -41,7 +41,7 @@ class Line(msgspec.Struct, omit_defaults=True, gc=False):
     """A log line; fields with no value are left out of the JSON (CloudFront writes `-`).
 
     Built positionally on the request path, so the field order is part of the contract
-    with `proxy.py`; docs/edge-agent.md maps each field to CloudFront's.
+    with `proxy/hit.py` and `proxy/app.py`; docs/edge-agent.md maps each field to CloudFront's.
     """
 
     timestamp: float

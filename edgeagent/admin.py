@@ -18,15 +18,9 @@ from cdncontract.invalidations import parse_invalidation
 from cdncontract.limits import MAX_TAIL_RECORDS, load_json
 from cdncontract.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 
+from .errors import InvalidDocumentError, StaleConfigError
+
 MAX_BODY = 64 * 1024 * 1024
-
-
-class StaleConfigError(Exception):
-    """A pushed document is older than the running one (409)."""
-
-
-class InvalidDocumentError(Exception):
-    """A pushed document fails validation (400); the message names the field path."""
 
 
 class AdminTarget(Protocol):

@@ -1,10 +1,14 @@
-"""The edge agent: owns the running config, the store, the counters and the listeners.
+"""The edge agent: builds the parts of one edge process, wires them and runs them.
+
+It owns the running config, the store, the counters (Prometheus metrics and the
+control-plane stats), the origin client, the access log, the listeners and the
+control-plane link, and passes each part the collaborators it needs; no part imports it.
 
 Everything that changes what the edge serves goes through `Agent.apply_config` and
-`Agent.apply_invalidation`, whoever calls them (the admin API today, the control-plane
-link later), so validation, persistence and counting happen in one place. A config swap
-is one attribute assignment: each request reads `agent.config` once when it starts and
-keeps that object, so in-flight requests finish on the config they began with.
+`Agent.apply_invalidation`, whoever calls them (the admin API and the control-plane link),
+so validation, persistence and counting happen in one place. A config swap is one
+attribute assignment (`RunningConfig.config`): each request reads it once when it starts
+and keeps that object, so in-flight requests finish on the config they began with.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from typing import Any
 
 from aiohttp import web
 
-from . import metrics as metrics_mod
+from . import prometheus
 from .accesslog import AccessLog
-from .admin import InvalidDocumentError, StaleConfigError, start_admin
+from .admin import start_admin
 from .cli import Settings
 from .config import ConfigError, EdgeConfig, parse_document
+from .errors import InvalidDocumentError, StaleConfigError
 from .files import write_atomically
 from .link import ControlPlaneLink
 from .origin import OriginClient
@@ -39,6 +44,15 @@ INVALIDATIONS_FILE = "invalidations.json"
 REMEMBERED_INVALIDATIONS = 10_000
 
 
+class RunningConfig:
+    """The config being served: one attribute, swapped whole (proxy.ConfigSource)."""
+
+    __slots__ = ("config",)
+
+    def __init__(self) -> None:
+        self.config: EdgeConfig | None = None
+
+
 class Agent:
     """One edge process."""
 
@@ -47,8 +61,8 @@ class Agent:
         self.name = settings.name
         self.pop = settings.pop
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        self.config: EdgeConfig | None = None
-        self.metrics = metrics_mod.Metrics()
+        self.running = RunningConfig()
+        self.metrics = prometheus.Metrics()
         self.store = Store(
             memory_bytes=settings.memory_cache_bytes,
             disk_dir=settings.cache_dir / "objects",
@@ -68,7 +82,9 @@ class Agent:
                 settings.access_log_files, settings.access_log_buffer, settings.access_log_cookies,
                 settings.trust_forwarded_proto,
             )  # fmt: skip
-        self.proxy = Proxy(self)
+        self.proxy = Proxy(
+            self.running, self.store, self.metrics, self.stats, self.origins, settings, self.access_log
+        )
         self.applied_invalidations: dict[int, float] = self._load_invalidations()
         self._stop = asyncio.Event()
         self._viewer: asyncio.Server | None = None
@@ -76,6 +92,14 @@ class Agent:
         self._stats_task: asyncio.Task[None] | None = None
 
     # ---- config ----
+
+    @property
+    def config(self) -> EdgeConfig | None:
+        return self.running.config
+
+    @config.setter
+    def config(self, config: EdgeConfig | None) -> None:
+        self.running.config = config
 
     @property
     def version(self) -> int:
@@ -184,7 +208,7 @@ class Agent:
                 ("edge_stats_buffer_reports", "gauge", "Stats reports waiting on disk for the control plane.",
                  len(buffer)),
                 ("edge_stats_dropped_reports_total", "counter",
-                 "Stats reports dropped: buffer full (oldest first), unreadable or refused.", buffer.dropped),
+                 "Stats reports lost: buffer full (oldest first), unreadable or unwritable.", buffer.dropped),
             ]  # fmt: skip
         link = self.link
         if link is not None:
@@ -198,7 +222,7 @@ class Agent:
                 ("edge_stats_reports_sent_total", "counter", "Stats reports the control plane answered 200 to.",
                  link.reports_sent),
             ]  # fmt: skip
-        return metrics_mod.render(self.metrics, self.name, self.pop, self.version, self.store.stats, families)
+        return prometheus.render(self.metrics, self.name, self.pop, self.version, self.store.stats, families)
 
     # ---- lifecycle ----
 

@@ -21,7 +21,7 @@ import httpx
 from cdncontract.errors import ContractError
 from cdncontract.invalidations import Invalidation, parse_invalidation
 
-from .admin import InvalidDocumentError, StaleConfigError
+from .errors import InvalidDocumentError, StaleConfigError
 from .stats import StatsCollector
 
 log = logging.getLogger("edgeagent.link")

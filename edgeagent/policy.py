@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.utils import mktime_tz, parsedate_tz
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from cdncontract import cache_key as key_format
 from cdncontract.headers import HOP_BY_HOP
@@ -562,6 +562,66 @@ def within_stale_while_revalidate(ttl: int, swr: int, current_age: int) -> bool:
 
 def within_stale_if_error(ttl: int, sie: int, current_age: int) -> bool:
     return current_age < ttl + sie
+
+
+class Stored(Protocol):
+    """What a freshness verdict reads of a stored object (store.ObjectMeta)."""
+
+    @property
+    def stored_at(self) -> float: ...
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def origin_age(self) -> int: ...
+    @property
+    def stale_while_revalidate(self) -> int: ...
+    @property
+    def stale_if_error(self) -> int: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+
+
+# Freshness verdicts of a stored object, for the request at hand.
+FRESH = 0  # within its TTL: serve it
+SERVE_STALE = 1  # stale within stale-while-revalidate: may serve it while one refresh runs
+REVALIDATE = 2  # stale, with a validator: must revalidate (a 304 makes it a RefreshHit)
+CANNOT_REUSE = 3  # stale, no validator: only a full fetch replaces it
+
+STALE_ON_ERROR_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def freshness(meta: Stored, now: float) -> tuple[int, int]:
+    """The verdict on reusing a stored object now, and its current Age.
+
+    The one freshness rule of the edge: the hit fast path memoises the Age it computed
+    here for the rest of that second (the verdict cannot change within it), the slow path
+    and the custom error pages call it per use. A stale object (REVALIDATE, CANNOT_REUSE)
+    still stands in for an origin failure as `stale_if_error` decides.
+    """
+    current = age(meta.stored_at, now, meta.origin_age)
+    ttl = meta.ttl
+    if current < ttl:
+        return FRESH, current
+    if meta.stale_while_revalidate and current < ttl + meta.stale_while_revalidate:
+        return SERVE_STALE, current
+    if meta.etag or meta.last_modified:
+        return REVALIDATE, current
+    return CANNOT_REUSE, current
+
+
+def stale_if_error(meta: Stored, now: float, status: int | None) -> bool:
+    """Whether a stale object answers instead of an origin failure.
+
+    `status` None: the origin could not be reached or timed out, and any stale object is
+    served. An origin 5xx is replaced within the object's stale-if-error window only.
+    """
+    if status is None:
+        return True
+    return status in STALE_ON_ERROR_STATUSES and within_stale_if_error(
+        meta.ttl, meta.stale_if_error, age(meta.stored_at, now, meta.origin_age)
+    )
 
 
 # ---- Viewer conditional requests ----

@@ -1,9 +1,11 @@
 """Viewer HTTP/1.1 server: an `asyncio.Protocol` on uvloop with the httptools parser.
 
-No ASGI layer: a framework costs 8-15 µs per request, more than a whole cache hit here
-(PERFORMANCE-NOTES.md). The protocol parses, keeps requests in pipeline order, and hands
-each one to the application: first to a synchronous fast path (a memory hit answered
-inside `data_received`, no task, no await), otherwise to a task running the slow path.
+No ASGI layer: measured on a 2-core machine like the edge's, an ASGI server (uvicorn,
+granian) cost 8-15 µs per cache hit over a bare asyncio.Protocol with the httptools parser,
+more than a whole cache hit here (docs/performance.md has the edge's own figures). The
+protocol parses, keeps requests in pipeline order, and hands each one to the application:
+first to a synchronous fast path (a memory hit answered inside the parser callback, no
+task, no await), otherwise to a task running the slow path.
 Back-pressure both ways: reading pauses while the transport's write buffer is above its
 high-water mark, while too many pipelined requests wait, and while a streamed request
 body is not consumed.
@@ -50,7 +52,7 @@ class ClientDisconnected(Exception):
 
 
 class Application(Protocol):
-    """What the protocol needs from the agent (see proxy.Proxy)."""
+    """What the protocol needs from the viewer application (proxy.Proxy)."""
 
     closing: bool
 
@@ -240,8 +242,11 @@ def _bad_request(reason: str, client_ip: str) -> Request:
 class HttpConnection(asyncio.Protocol):
     """One viewer connection: parsing, pipelining in order, flow control."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, scheme: str = "http") -> None:
         self.app = app
+        # The scheme of the listener this connection came in on: "http" (plain TCP) today,
+        # "https" once the edge terminates TLS. admission.viewer_scheme reads it.
+        self.scheme = scheme
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.client_ip = ""
@@ -586,6 +591,9 @@ class HttpConnection(asyncio.Protocol):
             self.close()
 
 
-async def start_server(app: Application, host: str, port: int) -> asyncio.Server:
+async def start_server(app: Application, host: str, port: int, scheme: str = "http") -> asyncio.Server:
+    """A viewer listener; every connection it accepts carries `scheme`."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: HttpConnection(app), host, port, backlog=2048, reuse_address=True)
+    return await loop.create_server(
+        lambda: HttpConnection(app, scheme), host, port, backlog=2048, reuse_address=True
+    )

@@ -28,6 +28,7 @@ from .files import write_atomically
 log = logging.getLogger("edgeagent.stats")
 
 _BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
+_FIRST_BOUND_S = _BOUNDS_S[0]
 
 # What answered a request, as `record` takes it: an int indexes a preallocated list.
 EDGE = 0  # answered by the edge itself without the cache or an origin (redirects, errors)
@@ -71,14 +72,16 @@ class Counters:
         self.bytes_out += bytes_out
         self.latency[bisect_left(_BOUNDS_S, seconds)] += 1
 
-    def fast_hit(self, status: int, bytes_out: int) -> None:
-        """A hit answered by the synchronous fast path: two adds rather than five.
+    def fast_hit(self, status: int, bytes_out: int, seconds: float) -> None:
+        """A hit answered by the synchronous fast path: three adds rather than five.
 
-        The whole response is handed to the transport within the callback that parsed the
-        request, so its latency is always in the first bucket (under 1 ms).
+        `seconds` is the time it took, measured like every other response's; the request
+        and status counts are folded into the other counters only when read.
         """
         self.fast_hits[status // 100 % 10] += 1
         self.bytes_out += bytes_out
+        # Nearly every fast hit is in the first bucket: no search for those.
+        self.latency[0 if seconds <= _FIRST_BOUND_S else bisect_left(_BOUNDS_S, seconds)] += 1
 
     @property
     def empty(self) -> bool:
@@ -98,8 +101,6 @@ class Counters:
         fast_total = sum(fast)
         statuses = [a + b for a, b in zip(self.statuses, fast)]
         outcomes = self.outcomes
-        latency = list(self.latency)
-        latency[0] += fast_total
         return {
             "requests": self.requests + fast_total,
             "hits": outcomes[HIT] + fast_total,
@@ -111,7 +112,7 @@ class Counters:
             "status_4xx": statuses[4],
             "status_5xx": statuses[5],
             "blocked": outcomes[BLOCKED],
-            "latency_ms_buckets": latency,
+            "latency_ms_buckets": list(self.latency),
         }
 
 

@@ -188,12 +188,12 @@ def test_counters_kept_by_a_caller_count_into_whichever_interval_is_current() ->
     assert collector.counters("E1") is held and held.empty
 
 
-def test_a_fast_path_hit_counts_as_a_hit_in_the_first_latency_bucket() -> None:
+def test_a_fast_path_hit_counts_as_a_hit_in_the_latency_bucket_it_took() -> None:
     collector = StatsCollector(clock=Clock(T0))
-    collector.counters("E1").fast_hit(200, 1024)
-    collector.counters("E1").fast_hit(301, 0)
+    collector.counters("E1").fast_hit(200, 1024, 0.0004)
+    collector.counters("E1").fast_hit(301, 0, 0.003)
     report = collector.rotate(T0 + 10)
     assert report is not None
     e1 = report["distributions"]["E1"]
     assert (e1["requests"], e1["hits"], e1["bytes_out"], e1["status_2xx"], e1["status_3xx"]) == (2, 2, 1024, 1, 1)
-    assert e1["latency_ms_buckets"] == [2] + [0] * 13
+    assert e1["latency_ms_buckets"] == [1, 0, 1] + [0] * 11

@@ -1,5 +1,5 @@
 """policy.decide: which responses are stored and for how long (CloudFront over RFC 9111),
-plus age and freshness arithmetic."""
+plus age and freshness arithmetic and the freshness verdict."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from email.utils import formatdate
 import pytest
 
 from edgeagent.config import CachePolicy, ErrorResponse, NameSelector
-from edgeagent.policy import Decision, age, decide, is_fresh, parse_cache_control, \
-    parse_http_date, surrogate_keys, within_stale_if_error, within_stale_while_revalidate
+from edgeagent.policy import CANNOT_REUSE, FRESH, REVALIDATE, SERVE_STALE, Decision, age, decide, freshness, \
+    is_fresh, parse_cache_control, parse_http_date, stale_if_error, surrogate_keys, within_stale_if_error, \
+    within_stale_while_revalidate
+from edgeagent.store import ObjectMeta
 
 NOW = 1_700_000_000.0
 NONE = NameSelector("none", (), frozenset())
@@ -268,3 +270,36 @@ def test_freshness_windows() -> None:
     assert not within_stale_while_revalidate(60, 30, 90)
     assert within_stale_if_error(60, 600, 659)
     assert not within_stale_if_error(60, 0, 60)
+
+
+# ---- policy.freshness and policy.stale_if_error: the one verdict on reusing a stored object ----
+
+
+def stored(age_now: int, ttl: int = 10, swr: int = 0, sie: int = 0, etag: str | None = None,
+           last_modified: str | None = None, origin_age: int = 0) -> ObjectMeta:
+    """A stored object whose current age at NOW is `age_now`."""
+    return ObjectMeta(distribution_id="E", path="/p", status=200, headers=(), ttl=ttl,
+                      stored_at=NOW - (age_now - origin_age), origin_age=origin_age,
+                      stale_while_revalidate=swr, stale_if_error=sie, etag=etag,
+                      last_modified=last_modified)
+
+
+@pytest.mark.parametrize(("meta", "verdict"), [
+    (stored(9), FRESH),
+    (stored(9, origin_age=5), FRESH),
+    (stored(10), CANNOT_REUSE),
+    (stored(10, etag='"a"'), REVALIDATE),
+    (stored(10, last_modified="Tue, 01 Dec 2026 10:00:00 GMT"), REVALIDATE),
+    (stored(14, swr=5, etag='"a"'), SERVE_STALE),
+    (stored(15, swr=5, etag='"a"'), REVALIDATE),
+    (stored(0, ttl=0, etag='"a"'), REVALIDATE),
+])  # fmt: skip
+def test_the_freshness_verdict_and_the_age_it_was_taken_at(meta: ObjectMeta, verdict: int) -> None:
+    assert freshness(meta, NOW) == (verdict, age(meta.stored_at, NOW, meta.origin_age))
+
+
+def test_a_stale_object_stands_in_for_an_unreachable_origin_always_and_for_a_5xx_within_its_window() -> None:
+    assert stale_if_error(stored(1000), NOW, None)
+    assert stale_if_error(stored(14, sie=5), NOW, 503)
+    assert not stale_if_error(stored(15, sie=5), NOW, 503)
+    assert not stale_if_error(stored(14, sie=5), NOW, 404)

@@ -1,9 +1,12 @@
-"""Counters kept by the edge and their Prometheus text rendering.
+"""The edge's Prometheus metrics: counters since the process started, and `GET /metrics`.
 
 Counters are plain integer attributes on slotted objects so the hit path pays one
 attribute increment per counter, nothing else; the rendering cost is paid by the scraper.
-The control-plane link (a later issue) reads the same objects to post per-distribution
-stats, which is why they are grouped per distribution rather than per label set.
+They are grouped per distribution (`DistributionMetrics`) because every request belongs to
+one, and the fast path's routing memo holds its distribution's object directly.
+
+Not to be confused with `stats.py`: the per-interval reports posted to the control plane
+(`POST /api/v1/edge/stats`), which are counted apart and reset every interval.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterable
 RESULTS = ("hit", "refresh_hit", "miss", "pass", "error")
 
 
-class DistributionStats:
+class DistributionMetrics:
     """Traffic counters of one distribution since the agent started."""
 
     __slots__ = (
@@ -70,7 +73,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.started = time.time()
-        self.distributions: dict[str, DistributionStats] = {}
+        self.distributions: dict[str, DistributionMetrics] = {}
         self.connections_open = 0
         self.connections_total = 0
         self.bad_requests = 0
@@ -80,10 +83,10 @@ class Metrics:
         self.invalidations_applied = 0
         self.objects_invalidated = 0
 
-    def for_distribution(self, distribution_id: str) -> DistributionStats:
+    def for_distribution(self, distribution_id: str) -> DistributionMetrics:
         stats = self.distributions.get(distribution_id)
         if stats is None:
-            stats = self.distributions[distribution_id] = DistributionStats()
+            stats = self.distributions[distribution_id] = DistributionMetrics()
         return stats
 
 
