@@ -98,9 +98,13 @@ def _secret_keys() -> list[str]:
     raw = env_str("CDN_SECRET_KEYS").strip()
     if not raw and DEBUG:
         key_file = VAR_DIR / "secret_keys"
-        if not key_file.exists():
-            key_file.write_text(Fernet.generate_key().decode())
-            key_file.chmod(0o600)
+        try:  # created 0600 by exactly one process: two first starts never make two keys
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(Fernet.generate_key().decode())
         raw = key_file.read_text().strip()
     keys = [key.strip() for key in raw.split(",") if key.strip()]
     for position, key in enumerate(keys, start=1):
