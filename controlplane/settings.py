@@ -84,6 +84,41 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _secret_keys() -> list[str]:
+    """Fernet keys for secrets at rest (S3 credentials): the first encrypts, all decrypt.
+
+    Comma-separated in CDN_SECRET_KEYS (or CDN_SECRET_KEYS_FILE); with DEBUG and none set, one
+    is generated under var/ like SECRET_KEY. Without DEBUG none may be set until a secret is
+    stored: a check (`manage.py check`, `migrate`) then refuses to run, and so does saving one.
+    """
+    from cryptography.fernet import Fernet
+
+    raw = env_str("CDN_SECRET_KEYS").strip()
+    if not raw and DEBUG:
+        key_file = VAR_DIR / "secret_keys"
+        try:  # created 0600 by exactly one process: two first starts never make two keys
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(Fernet.generate_key().decode())
+        raw = key_file.read_text().strip()
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"CDN_SECRET_KEYS: key {position} is not a Fernet key (32 url-safe base64-encoded bytes; make one "
+                "with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+            ) from None
+    return keys
+
+
+CDN_SECRET_KEYS = _secret_keys()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

@@ -156,19 +156,34 @@ class AliasInline(admin.TabularInline):
 
 
 class OriginForm(forms.ModelForm):
-    """S3 credentials are write-only, as in the API: the secret is never rendered back, and a
-    blank secret with the access key id unchanged keeps the stored one. Clear both to remove them."""
+    """S3 credentials are write-only, as in the API: the secret and the session token are never
+    rendered back, and left blank with the access key id unchanged they keep the stored ones.
+    Clear the access key id to remove the credentials. The access key id is shown: it names
+    the key (as AWS's console and every signed request do) and is not the secret."""
 
     secret_access_key = forms.CharField(
-        max_length=256, required=False, widget=forms.PasswordInput(render_value=False),
+        max_length=256, required=False, strip=False, widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: leave blank to keep the stored secret.")
+    session_token = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only, for temporary (STS) credentials: leave blank to keep the stored one.")
+
+    DEFAULTED = ("addressing_style", "signing_protocol")  # a form without them (a script's POST) takes the default
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.DEFAULTED:
+            self.fields[name].required = False
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        for name in self.DEFAULTED:
+            data[name] = data.get(name) or Origin._meta.get_field(name).get_default()
         stored = self.instance  # the stored row until _post_clean copies the form onto it
         if (stored.pk and stored.has_credentials and not data.get("secret_access_key")
                 and data.get("access_key_id") == stored.access_key_id):
             data["secret_access_key"] = stored.secret_access_key
+            data["session_token"] = data.get("session_token") or stored.session_token
         return data
 
 
@@ -180,8 +195,10 @@ class OriginInline(admin.StackedInline):
         (None, {"fields": ("origin_id", "kind", "domain_name", "origin_path", "protocol_policy",
                            ("http_port", "https_port"), ("connect_timeout", "read_timeout", "connection_attempts"),
                            "custom_headers")}),
-        ("S3", {"fields": ("bucket", "region", "endpoint_url", "access_key_id", "secret_access_key"),
-                "classes": ("collapse",)}),
+        ("S3", {"fields": ("bucket", "region", "endpoint_url", "addressing_style"), "classes": ("collapse",)}),
+        ("S3 origin access control", {"fields": ("signing_behavior", "signing_protocol", "access_key_id",
+                                                 "secret_access_key", "session_token"),
+                                      "classes": ("collapse",)}),
     )
 
 

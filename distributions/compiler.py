@@ -2,6 +2,8 @@
 
 `compile_document` is pure and deterministic: it reads only the objects it is given (loaded
 by `selectors.distributions_for_compile`), so the same state always gives byte-identical JSON.
+Its result holds S3 credentials in clear and lives in memory only: what is stored and sent is
+`crypto.seal_document` of it (services/publishing.py).
 """
 
 from __future__ import annotations
@@ -64,9 +66,23 @@ def _origin(o: Origin) -> dict[str, Any]:
         "read_timeout": o.read_timeout,
         "connection_attempts": o.connection_attempts,
         "custom_headers": [{"name": h["name"], "value": h["value"]} for h in o.custom_headers],
-        "s3": (
-            {"bucket": o.bucket, "region": o.region or "us-east-1", "endpoint_url": o.effective_endpoint_url}
-            if o.kind == "s3"
+        "s3": _s3(o) if o.kind == "s3" else None,
+    }
+
+
+def _s3(o: Origin) -> dict[str, Any]:
+    """Credentials in clear: `crypto.seal_document` seals them before the document is stored or sent."""
+    return {
+        "bucket": o.bucket,
+        "region": o.region or "us-east-1",
+        "endpoint_url": o.effective_endpoint_url,
+        "addressing_style": o.addressing_style,
+        "signing_behavior": o.effective_signing_behavior,
+        "signing_protocol": o.signing_protocol,
+        "credentials": (
+            {"access_key_id": o.access_key_id, "secret_access_key": o.secret_access_key,
+             "session_token": o.session_token}
+            if o.has_credentials and o.effective_signing_behavior != "never"
             else None
         ),
     }

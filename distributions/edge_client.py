@@ -78,12 +78,16 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-async def _broadcast(targets: list[Target], method: str, path: str, payload: Any) -> list[Outcome]:
+Payload = Any  # a JSON value, or a function of the Target giving its own (a config sealed for that edge)
+
+
+async def _broadcast(targets: list[Target], method: str, path: str, payload: Payload) -> list[Outcome]:
     async with httpx.AsyncClient(timeout=PUSH_TIMEOUT, verify=_ssl_context()) as client:
-        return list(await asyncio.gather(*(_send(client, t, method, path, payload) for t in targets)))
+        return list(await asyncio.gather(*(
+            _send(client, t, method, path, payload(t) if callable(payload) else payload) for t in targets)))
 
 
-def broadcast(targets: list[Target], method: str, path: str, payload: Any) -> list[Outcome]:
+def broadcast(targets: list[Target], method: str, path: str, payload: Payload) -> list[Outcome]:
     if not targets:
         return []
     return asyncio.run(_broadcast(targets, method, path, payload))

@@ -16,12 +16,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from cdncontract import names
+from cdncontract import names, s3
+from cdncontract.errors import ContractError
 from cdncontract.stats import COUNTER_NAMES as COUNTERS  # the counter columns of TrafficStat, re-exported
 from cdncontract.stats import LATENCY_BOUNDS_MS
 from cdncontract.ttl import MAX_TTL, ttl_errors
 
-from . import rules
+from . import crypto, rules
+from .crypto import EncryptedTextField
 
 ID_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -53,6 +55,21 @@ class OriginProtocolPolicy(models.TextChoices):
     HTTP_ONLY = "http-only"
     HTTPS_ONLY = "https-only"
     MATCH_VIEWER = "match-viewer"
+
+
+class SigningBehavior(models.TextChoices):
+    ALWAYS = "always"
+    NEVER = "never"
+    NO_OVERRIDE = "no-override", "no-override (unless the viewer sent Authorization)"
+
+
+class SigningProtocol(models.TextChoices):
+    SIGV4 = "sigv4", "SigV4"
+
+
+class AddressingStyle(models.TextChoices):
+    PATH = "path", "path-style ({endpoint}/{bucket}/key)"
+    VIRTUAL = "virtual", "virtual-hosted ({bucket}.{endpoint host}/key)"
 
 
 class ViewerProtocolPolicy(models.TextChoices):
@@ -247,8 +264,16 @@ class Origin(models.Model):
     region = models.CharField(max_length=32, blank=True)
     endpoint_url = models.CharField(max_length=255, blank=True, validators=[rules.validate_http_url],
                                     help_text="S3-compatible endpoint, e.g. http://127.0.0.1:9000; empty for AWS.")
+    addressing_style = models.CharField(max_length=8, choices=AddressingStyle.choices, default=AddressingStyle.PATH)
+    # Origin access control (CloudFront's OAC) on the origin itself: migrations/0005_origin_access_control.py says why.
+    signing_behavior = models.CharField(
+        max_length=16, choices=SigningBehavior.choices, blank=True,
+        help_text="Empty: 'always' when the origin has credentials, else 'never' (a public bucket).")
+    signing_protocol = models.CharField(max_length=8, choices=SigningProtocol.choices, default=SigningProtocol.SIGV4)
     access_key_id = models.CharField(max_length=128, blank=True)
-    secret_access_key = models.CharField(max_length=256, blank=True)
+    # Write-only and encrypted at rest (distributions/crypto.py); the attribute is the plain text.
+    secret_access_key = EncryptedTextField(blank=True)
+    session_token = EncryptedTextField(blank=True, help_text="Only for temporary (STS) credentials.")
 
     class Meta:
         ordering = ("origin_id",)
@@ -262,8 +287,15 @@ class Origin(models.Model):
         return bool(self.access_key_id and self.secret_access_key)
 
     @property
+    def effective_signing_behavior(self) -> str:
+        """An empty `signing_behavior` follows the credentials: sign with them, or not at all."""
+        if self.signing_behavior:
+            return self.signing_behavior
+        return SigningBehavior.ALWAYS if self.has_credentials else SigningBehavior.NEVER
+
+    @property
     def effective_endpoint_url(self) -> str:
-        return (self.endpoint_url or f"https://s3.{self.region or 'us-east-1'}.amazonaws.com").rstrip("/")
+        return (self.endpoint_url or s3.default_endpoint(self.region or "us-east-1")).rstrip("/")
 
     def clean(self) -> None:
         errors: dict[str, Any] = {}
@@ -278,16 +310,17 @@ class Origin(models.Model):
                 errors["bucket"] = "bucket must be 3-63 lowercase letters, digits, '.' or '-'"
             if self.region and not names.S3_REGION.match(self.region):
                 errors["region"] = f"{self.region!r} is not a region name like 'us-east-1'"
-            if bool(self.access_key_id) != bool(self.secret_access_key):
-                errors["secret_access_key"] = "access_key_id and secret_access_key go together"
             if not self.region:
                 self.region = "us-east-1"
+            self._clean_access_control(errors)
             if not self.domain_name:
                 self.domain_name = f"{self.bucket}.s3.{self.region}.amazonaws.com"
         else:
-            for field in ("bucket", "region", "endpoint_url", "access_key_id", "secret_access_key"):
+            for field in S3_ONLY_FIELDS:
                 if getattr(self, field):
                     errors[field] = f"{field} is only for s3 origins"
+            if self.signing_behavior:
+                errors["signing_behavior"] = "signing_behavior is only for s3 origins"
             if not self.domain_name:
                 errors["domain_name"] = "a custom origin needs a domain_name"
         if self.domain_name and "domain_name" not in errors:
@@ -297,6 +330,35 @@ class Origin(models.Model):
                 errors["domain_name"] = exc.messages
         if errors:
             raise ValidationError(errors)
+
+    def _clean_access_control(self, errors: dict[str, Any]) -> None:
+        """Credentials, signing and addressing; no message repeats a credential (cdncontract.s3)."""
+        if self.access_key_id or self.secret_access_key or self.session_token:
+            if not self.access_key_id or not self.secret_access_key:
+                errors["secret_access_key"] = "access_key_id and secret_access_key go together"
+            else:
+                for check, field in ((s3.check_access_key_id, "access_key_id"),
+                                     (s3.check_secret_access_key, "secret_access_key"),
+                                     (s3.check_session_token, "session_token")):
+                    try:
+                        check(getattr(self, field))
+                    except ContractError as exc:
+                        errors[field] = exc.problem
+            if not crypto.configured():
+                errors.setdefault("secret_access_key", "this control plane has no CDN_SECRET_KEYS to encrypt "
+                                                       "credentials with (docs/operations.md)")
+        for check, args in ((s3.check_signing, (self.effective_signing_behavior, self.signing_protocol,
+                                                self.has_credentials)),
+                            (s3.check_addressing, (self.addressing_style, self.effective_endpoint_url, self.bucket))):
+            try:
+                check(*args)
+            except ContractError as exc:
+                errors.setdefault(exc.where, exc.problem)
+
+
+# Write-only everywhere; an S3 origin written without any of them keeps the stored ones.
+CREDENTIAL_FIELDS = ("access_key_id", "secret_access_key", "session_token")
+S3_ONLY_FIELDS = ("bucket", "region", "endpoint_url", *CREDENTIAL_FIELDS)
 
 
 class OriginGroup(models.Model):

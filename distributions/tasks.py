@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from . import edge_client, selectors, services
+from . import crypto, edge_client, selectors, services
 from .models import EdgeNode, Invalidation
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,10 @@ def push_config(version: int | None = None) -> dict[str, int]:
         return {}
     edges = selectors.edges_behind(latest.version)
     results: dict[str, int] = {}
-    for outcome in edge_client.broadcast(_targets(edges), "PUT", "/config", latest.document):
+    def for_edge(target: edge_client.Target) -> dict[str, Any]:
+        return crypto.document_for_edge(latest.document, target.key_hex)
+
+    for outcome in edge_client.broadcast(_targets(edges), "PUT", "/config", for_edge):
         running = int(outcome.body.get("version", 0) or 0)
         if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
             services.edge_applied(edge_name=outcome.name, version=running or latest.version)

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from cdncontract.signing import signing_key
+
 from . import prometheus
 from .accesslog import AccessLog
 from .admin import start_admin
@@ -62,6 +64,8 @@ class Agent:
         self.pop = settings.pop
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         self.running = RunningConfig()
+        # S3 credentials in a document are sealed for this key (cdncontract/sealing.py).
+        self._edge_key = signing_key(settings.token) if settings.token else None
         self.metrics = prometheus.Metrics()
         self.store = Store(
             memory_bytes=settings.memory_cache_bytes,
@@ -122,7 +126,7 @@ class Agent:
             if not path.exists():
                 continue
             try:
-                candidates.append((label, parse_document(json.loads(path.read_bytes()))))
+                candidates.append((label, parse_document(json.loads(path.read_bytes()), edge_key=self._edge_key)))
             except (OSError, ValueError) as exc:
                 log.error("ignoring %s config %s: %s", label, path, exc)
         if not candidates:
@@ -136,7 +140,7 @@ class Agent:
     def apply_config(self, doc: object) -> int:
         """Validate, persist, swap; the running config is untouched unless all three succeed."""
         try:
-            new = parse_document(doc)
+            new = parse_document(doc, edge_key=self._edge_key)
         except ConfigError as exc:
             self.metrics.config_rejected += 1
             raise InvalidDocumentError(str(exc)) from exc
@@ -154,6 +158,7 @@ class Agent:
         return new.version
 
     def _persist(self, doc: dict[str, Any]) -> None:
+        """Mode 0600 (write_atomically): credentials in it are sealed, and the key is this edge's token."""
         write_atomically(self.settings.cache_dir / CONFIG_FILE, json.dumps(doc, sort_keys=True).encode())
 
     # ---- invalidations ----

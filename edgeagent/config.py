@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from cdncontract import cache_key, headers, http, names, paths, ttl
+from cryptography.fernet import Fernet
+
+from cdncontract import cache_key, headers, http, names, paths, sealing, ttl
+from cdncontract import s3 as s3_rules
 from cdncontract.errors import ContractError
 from cdncontract.schema import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
 
@@ -51,10 +54,29 @@ class NameSelector:
 
 
 @dataclass(frozen=True, slots=True)
+class S3Credentials:
+    """What the origin requests are signed with; never in a repr, a log line or an error."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)  # "" for long-term keys
+
+
+@dataclass(frozen=True, slots=True)
 class S3Settings:
+    """An S3 origin's bucket and its origin access control (CloudFront's OAC).
+
+    `signing_behavior` is `always`, `never` or `no-override` (sign unless the viewer sent
+    its own Authorization); `credentials` is None exactly when it is `never`.
+    """
+
     bucket: str
     region: str
     endpoint_url: str
+    addressing_style: str = "path"
+    signing_behavior: str = "never"
+    signing_protocol: str = "sigv4"
+    credentials: S3Credentials | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,12 +439,16 @@ def _unsupported_schema(schema: int) -> str:
             "from an upgraded control plane")
 
 
-def parse_document(doc: object) -> EdgeConfig:
+def parse_document(doc: object, *, edge_key: bytes | None = None) -> EdgeConfig:
     """Validate the whole edge config document and compile it.
 
     Unknown keys are tolerated (the schema version governs format changes); missing keys,
-    wrong types, unknown enum values and broken references are not.
+    wrong types, unknown enum values and broken references are not. `edge_key` is this
+    edge's signing key, SHA-256(token) (`cdncontract.signing.signing_key`): S3 credentials
+    arrive sealed for it (`cdncontract.sealing`), and a document that has some cannot be
+    read without it.
     """
+    opener = sealing.edge_fernet(edge_key) if edge_key is not None else None
     top = _obj(doc, "document")
     schema = _int(top, "schema_version", "", 0, 2**31)
     if schema not in SUPPORTED_SCHEMA_VERSIONS:
@@ -434,7 +460,7 @@ def parse_document(doc: object) -> EdgeConfig:
     wild: dict[str, Distribution] = {}
     for i, raw in enumerate(dists_raw):
         path = f"distributions[{i}]"
-        dist = _parse_distribution(raw, path)
+        dist = _parse_distribution(raw, path, opener)
         if dist.id in distributions:
             raise ConfigError(f"{path}.id", f"duplicate distribution id {dist.id}")
         distributions[dist.id] = dist
@@ -459,7 +485,7 @@ def parse_document(doc: object) -> EdgeConfig:
     )
 
 
-def _parse_distribution(raw: object, path: str) -> Distribution:
+def _parse_distribution(raw: object, path: str, opener: Fernet | None) -> Distribution:
     d = _obj(raw, path)
     did = _str(d, "id", path)
     _contract(f"{path}.id", names.check_distribution_id, did)
@@ -480,7 +506,7 @@ def _parse_distribution(raw: object, path: str) -> Distribution:
     if not origins_raw:
         raise ConfigError(f"{path}.origins", "must contain at least one origin")
     for j, o in enumerate(origins_raw):
-        origin = _parse_origin(o, f"{path}.origins[{j}]")
+        origin = _parse_origin(o, f"{path}.origins[{j}]", opener)
         if origin.id in origins:
             raise ConfigError(f"{path}.origins[{j}].id", f"duplicate origin id {origin.id}")
         origins[origin.id] = origin
@@ -529,7 +555,7 @@ def _parse_distribution(raw: object, path: str) -> Distribution:
     )
 
 
-def _parse_origin(raw: object, path: str) -> Origin:
+def _parse_origin(raw: object, path: str, opener: Fernet | None) -> Origin:
     o = _obj(raw, path)
     oid = _str(o, "id", path)
     _contract(f"{path}.id", names.check_origin_id, oid)
@@ -572,8 +598,8 @@ def _parse_origin(raw: object, path: str) -> Origin:
                 or endpoint.endswith("/"):
             raise ConfigError(f"{spath}.endpoint_url",
                               "must be an http(s) URL without a trailing slash")
-        s3 = S3Settings(bucket=bucket, region=region, endpoint_url=endpoint)
-        http_base = https_base = f"{endpoint}/{bucket}{origin_path}"
+        s3 = _parse_access_control(so, spath, bucket, region, endpoint, opener)
+        http_base = https_base = s3_rules.bucket_base_url(endpoint, bucket, s3.addressing_style) + origin_path
     return Origin(
         id=oid,
         kind=kind,
@@ -591,6 +617,36 @@ def _parse_origin(raw: object, path: str) -> Origin:
         https_base=https_base,
         custom_header_names=frozenset(n.lower() for n, _ in custom),
     )
+
+
+def _parse_access_control(so: dict[str, Any], spath: str, bucket: str, region: str, endpoint: str,
+                          opener: Fernet | None) -> S3Settings:
+    """Addressing, signing and the credentials sealed for this edge (docs/edge-config.md).
+
+    A document from a control plane older than these keys has none of them: path-style,
+    unsigned, as it was then.
+    """
+    style = _enum(so, "addressing_style", spath, s3_rules.ADDRESSING_STYLES) if "addressing_style" in so else "path"
+    _contract(spath, s3_rules.check_addressing, style, endpoint, bucket)
+    signing = (_enum(so, "signing_behavior", spath, s3_rules.SIGNING_BEHAVIORS)
+               if "signing_behavior" in so else "never")
+    protocol = (_enum(so, "signing_protocol", spath, s3_rules.SIGNING_PROTOCOLS)
+                if "signing_protocol" in so else "sigv4")
+    sealed = so.get("credentials")
+    credentials: S3Credentials | None = None
+    if sealed is not None:
+        cpath = f"{spath}.credentials"
+        if opener is None:
+            raise ConfigError(cpath, "are sealed for an edge token, and this edge was started without one "
+                                     "(--token or EDGE_TOKEN)")
+        plain = _contract(cpath, sealing.unseal, sealed, opener)
+        _contract(cpath, s3_rules.check_credentials, *(plain[name] for name in sealing.CREDENTIAL_FIELDS))
+        credentials = S3Credentials(**plain)
+    _contract(spath, s3_rules.check_signing, signing, protocol, credentials is not None)
+    if signing == "never" and credentials is not None:
+        raise ConfigError(f"{spath}.credentials", "must be null when signing_behavior is never")
+    return S3Settings(bucket=bucket, region=region, endpoint_url=endpoint, addressing_style=style,
+                      signing_behavior=signing, signing_protocol=protocol, credentials=credentials)
 
 
 def _parse_group(raw: object, path: str, origins: dict[str, Origin]) -> OriginGroup:

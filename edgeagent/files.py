@@ -6,10 +6,15 @@ import os
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one."""
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half of one.
+
+    The file is created with `mode` (the umask aside, it is set after creation), readable by
+    the agent's user alone by default: the persisted config holds sealed credentials.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as fh:
+        os.fchmod(fh.fileno(), mode)
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

@@ -2,8 +2,9 @@
 
 One corpus of valid and invalid values (host names, header names and values, reserved
 headers, path patterns, origin paths, root objects, error responses, status codes, TTLs,
-method lists, invalidation paths and tags), each put through the real API and the real
-edge parser:
+method lists, an S3 origin's access control and credentials, invalidation paths and tags),
+each put through the real API and the real edge parser (with S3 credentials sealed for the
+edge, as it receives them):
 
 - whatever the API accepts, the edge accepts in the document `compiler.py` makes of it
   (`edgeagent.config.parse_document`), and an invalidation message as the control plane
@@ -28,14 +29,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from cdncontract import sealing
 from cdncontract.errors import ContractError
 from cdncontract.headers import RESERVED_ORIGIN_HEADERS
 from cdncontract.http import ERROR_CODES, FAILOVER_CODES, METHOD_LISTS
 from cdncontract.invalidations import parse_invalidation
-from cdncontract.signing import Verifier
+from cdncontract.signing import Verifier, signing_key
 from cdncontract.stats import COUNTER_NAMES, STATS_INTERVAL_SECONDS
 from cdncontract.ttl import MAX_TTL
-from distributions import edge_client, selectors, services
+from distributions import crypto, edge_client, selectors, services
 from distributions.compiler import compile_document
 from distributions.models import Invalidation, TrafficStat, hash_token
 from edgeagent.config import ConfigError, parse_document
@@ -147,6 +149,52 @@ GENERATED_FAILOVER = st.lists(st.one_of(st.sampled_from(FAILOVER_CODES), st.inte
 METHOD_NAMES = (*METHOD_LISTS, "GET", "")
 METHOD_PAIRS = tuple((a, c) for a in METHOD_NAMES for c in METHOD_NAMES)
 
+EDGE_KEY = signing_key("the agreement's edge token")
+S3_CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI-K7MDENG-EXAMPLEKEY", "")
+CREDENTIALS = (S3_CREDENTIALS, ("AKIDEXAMPLE", "s", "FwoGZXIvYXdzEXAMPLE"), ("AK", "secret", ""),
+               ("A" * 128, "s" * 256, "t" * 4096), ("A" * 129, "s", ""), ("AKID", "s" * 257, ""),
+               ("AKID", "secret", "t" * 4097), ("AKID/X", "secret", ""), ("AKID X", "secret", ""),
+               ("AKID", "sec ret", ""), ("AKID", "secret\n", ""), ("AKID", "secret", "tok en"),
+               ("AKID", "sécret", ""), ("AKIDü", "secret", ""), ("AKID", "", ""), ("", "secret", ""),
+               ("", "", "token"), ("", "", ""), ("ak+id=,.@_-", "!#$%&'*+/=?^_`{|}~", "a/b+c=="))
+GENERATED_CREDENTIALS = st.tuples(st.one_of(st.from_regex(r"\A[A-Za-z0-9_+=,.@/-]{1,20}\Z"), TEXT), TEXT, TEXT)
+ACCESS_CONTROL = tuple(
+    (behavior, protocol, style, endpoint)
+    for behavior in ("always", "never", "no-override", "", "sometimes")
+    for protocol in ("sigv4", "sigv2")
+    for style in ("path", "virtual", "")
+    for endpoint in ("http://127.0.0.1:9000", "https://s3.example.test", "http://minio:9000/"))
+
+
+def _s3_origin(body: dict[str, Any], **fields: Any) -> None:
+    body["origins"][0].update(kind="s3", bucket="agree-assets", region="eu-west-1", **fields)
+
+
+def _put_s3(dist: dict[str, Any], credentials: tuple[str, str, str] | None = S3_CREDENTIALS, **s3: Any) -> None:
+    """The raw value in a compiled distribution's first origin, made an S3 origin as the API would."""
+    sealed = None if credentials is None else sealing.seal(
+        dict(zip(sealing.CREDENTIAL_FIELDS, credentials)), sealing.edge_fernet(EDGE_KEY))
+    block = {"bucket": "agree-assets", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:9000",
+             "addressing_style": "path", "signing_behavior": "always", "signing_protocol": "sigv4",
+             "credentials": sealed}
+    block.update(s3)
+    _origin(dist).update(kind="s3", s3=block)
+
+
+def _published_credentials(dist: dict[str, Any]) -> tuple[str, ...] | None:
+    sealed = (_origin(dist)["s3"] or {}).get("credentials")
+    if sealed is None:
+        return None
+    opened = sealing.unseal(sealed, sealing.edge_fernet(EDGE_KEY))
+    return tuple(opened[name] for name in sealing.CREDENTIAL_FIELDS)
+
+
+def _published_access_control(dist: dict[str, Any]) -> tuple[str, ...]:
+    s3 = _origin(dist)["s3"] or {}
+    return tuple(s3.get(key, "") for key in ("signing_behavior", "signing_protocol", "addressing_style",
+                                             "endpoint_url"))
+
+
 CASES = [
     Case("alias", HOSTS, GENERATED_HOSTS, ("aliases",),
          lambda body, v: body.update(aliases=[v]),
@@ -183,6 +231,16 @@ CASES = [
          lambda dist, v: dist["cache_behaviors"][0].update(allowed_methods=list(METHOD_LISTS.get(v[0], [v[0]])),
                                                            cached_methods=list(METHOD_LISTS.get(v[1], [v[1]]))),
          lambda dist: (dist["cache_behaviors"][0]["allowed_methods"], dist["cache_behaviors"][0]["cached_methods"])),
+    Case("s3 credentials", CREDENTIALS, GENERATED_CREDENTIALS, ("origins",),
+         lambda body, v: _s3_origin(body, **dict(zip(sealing.CREDENTIAL_FIELDS, v))),
+         lambda dist, v: _put_s3(dist, v),
+         _published_credentials),
+    Case("s3 access control", ACCESS_CONTROL, st.nothing(), ("origins",),
+         lambda body, v: _s3_origin(body, signing_behavior=v[0], signing_protocol=v[1], addressing_style=v[2],
+                                    endpoint_url=v[3], **dict(zip(sealing.CREDENTIAL_FIELDS, S3_CREDENTIALS))),
+         lambda dist, v: _put_s3(dist, None if v[0] == "never" else S3_CREDENTIALS, signing_behavior=v[0],
+                                 signing_protocol=v[1], addressing_style=v[2], endpoint_url=v[3]),
+         _published_access_control),
 ]
 
 
@@ -194,13 +252,14 @@ def api(db: Any) -> APIClient:
 
 
 def compiled() -> dict[str, Any]:
-    """The document the control plane would publish now, as an edge receives it (JSON)."""
-    return json.loads(json.dumps(compile_document(selectors.distributions_for_compile(), 1)))
+    """The document the control plane would publish now, as an edge receives it (JSON, sealed for it)."""
+    stored = crypto.seal_document(compile_document(selectors.distributions_for_compile(), 1))
+    return json.loads(json.dumps(crypto.document_for_edge(stored, EDGE_KEY.hex())))
 
 
 def refused_by_edge(document: dict[str, Any]) -> str | None:
     try:
-        parse_document(document)
+        parse_document(document, edge_key=EDGE_KEY)
     except ConfigError as exc:
         return str(exc)
     return None
@@ -315,6 +374,8 @@ def test_the_corpus_holds_values_each_side_refuses(api: APIClient) -> None:
         "custom error response": {"error_code": 404, "response_page_path": "/404.html", "response_code": 100,
                                   "error_caching_min_ttl": 10},
         "failover status codes": [], "method lists": ("GET_HEAD", "GET_HEAD_OPTIONS"),
+        "s3 credentials": ("AKID/X", "secret", ""),
+        "s3 access control": ("always", "sigv4", "virtual", "http://127.0.0.1:9000"),
     }
     for case in CASES:
         raw = copy.deepcopy(document)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from cdncontract.limits import CLOCK_SKEW_SECONDS, MAX_DB_INTEGER
 from cdncontract.stats import COUNTER_NAMES, LATENCY_BUCKETS, MAX_STATS_COUNTER, STATS_INTERVALS
 
-from .. import selectors, services
+from .. import crypto, selectors, services
 from ..models import EdgeNode
 from .parsers import BoundedJSONParser
 
@@ -66,7 +66,7 @@ class ConfigView(EdgeView):
         latest = selectors.config_version_latest()
         if latest is None:
             return Response({"detail": "no config version has been published yet"}, status=status.HTTP_404_NOT_FOUND)
-        return Response(latest.document)
+        return Response(crypto.document_for_edge(latest.document, request.auth.token_hash))
 
 
 class AckSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from cdncontract.paths import MAX_PATH, MAX_TAG
 
 from .. import rules, selectors
 from ..models import (
+    CREDENTIAL_FIELDS,
     Alias,
     CacheBehavior,
     CachePolicy,
@@ -152,18 +153,32 @@ def _model_fields_from(attrs: dict[str, Any], instance: models.Model) -> dict[st
 
 
 class OriginSerializer(serializers.ModelSerializer):
+    """Credentials are write-only: reads show `has_credentials`, and an S3 origin written
+    without any of them keeps the stored ones (services.distributions), so they count here too."""
+
     has_credentials = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Origin
         fields = ("origin_id", "kind", "domain_name", "origin_path", "http_port", "https_port", "protocol_policy",
                   "connect_timeout", "read_timeout", "connection_attempts", "custom_headers",
-                  "bucket", "region", "endpoint_url", "access_key_id", "secret_access_key", "has_credentials")
-        extra_kwargs = {"access_key_id": {"write_only": True}, "secret_access_key": {"write_only": True}}
+                  "bucket", "region", "endpoint_url", "addressing_style", "signing_behavior", "signing_protocol",
+                  *CREDENTIAL_FIELDS, "has_credentials")
+        extra_kwargs = {name: {"write_only": True, "trim_whitespace": False} for name in CREDENTIAL_FIELDS}
         validators: list[Any] = []
 
+    def _stored_credentials(self, origin_id: Any) -> dict[str, str]:
+        distribution = getattr(getattr(self.parent, "parent", None), "instance", None)
+        if not isinstance(distribution, Distribution):
+            return {}
+        stored = next((o for o in distribution.origins.all() if o.origin_id == origin_id and o.has_credentials), None)
+        return {name: getattr(stored, name) for name in CREDENTIAL_FIELDS} if stored is not None else {}
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        instance = Origin(**attrs)
+        probe = dict(attrs)
+        if attrs.get("kind") == "s3" and not set(CREDENTIAL_FIELDS) & set(attrs):
+            probe.update(self._stored_credentials(attrs.get("origin_id")))
+        instance = Origin(**probe)
         clean_model(instance, exclude=["distribution"])
         cleaned = _model_fields_from(attrs, instance)
         cleaned["domain_name"] = instance.domain_name

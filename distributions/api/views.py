@@ -277,7 +277,8 @@ class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewset
 
 
 class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Immutable config versions (staff only). `document` is exactly what an edge agent reads."""
+    """Immutable config versions (staff only). `document` is what an edge agent reads, but for S3
+    credentials: sealed under CDN_SECRET_KEYS here, sealed for each edge in a push or a pull."""
 
     serializer_class = ConfigVersionSerializer
     permission_classes = [permissions.IsAdminUser]

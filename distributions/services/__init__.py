@@ -5,6 +5,7 @@
 - `distributions`, `policies`, `invalidations`: what users change
 - `edges`: registration, heartbeats, push outcomes, health
 - `stats`: traffic reports from the edges and their retention
+- `secrets`: re-encryption of the secrets at rest under the current key
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .invalidations import (
 )
 from .policies import policy_check_writable, policy_create, policy_delete, policy_is_writable, policy_update
 from .publishing import config_changed, config_version_publish, version_published_hooks
+from .secrets import secrets_reencrypt
 from .stats import HOUR_RETENTION, MINUTE_RETENTION, stats_ingest, stats_prune
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "policy_delete",
     "policy_is_writable",
     "policy_update",
+    "secrets_reencrypt",
     "stats_ingest",
     "stats_prune",
     "version_published_hooks",

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from ..models import Alias, CacheBehavior, Distribution, Origin, OriginGroup, new_etag
+from ..models import CREDENTIAL_FIELDS, Alias, CacheBehavior, Distribution, Origin, OriginGroup, new_etag
 from .errors import Conflict
 from .publishing import config_changed
 
@@ -37,13 +37,15 @@ def _write_children(distribution: Distribution, data: dict[str, Any]) -> None:
         except IntegrityError as exc:  # taken between the check and the insert
             raise Conflict("an alias of this distribution was taken by another distribution at the same moment") from exc
     if "origins" in data:
-        # Credentials are write-only: a read-modify-write that leaves them out keeps the stored ones.
-        kept = {o.origin_id: (o.access_key_id, o.secret_access_key) for o in distribution.origins.all() if o.has_credentials}
+        # Credentials are write-only: a read-modify-write that leaves them all out keeps the stored ones.
+        kept = {o.origin_id: {name: getattr(o, name) for name in CREDENTIAL_FIELDS}
+                for o in distribution.origins.all() if o.has_credentials}
         distribution.origins.all().delete()
         for item in data["origins"]:
             origin = Origin(distribution=distribution, **item)
-            if origin.kind == "s3" and "access_key_id" not in item and "secret_access_key" not in item:
-                origin.access_key_id, origin.secret_access_key = kept.get(origin.origin_id, ("", ""))
+            if origin.kind == "s3" and not set(CREDENTIAL_FIELDS) & set(item):
+                for name, value in kept.get(origin.origin_id, {}).items():
+                    setattr(origin, name, value)
             origin.save()
     if "origin_groups" in data:
         distribution.origin_groups.all().delete()

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import selectors
+from .. import crypto, selectors
 from ..compiler import compile_document, document_body
 from ..models import ConfigState, ConfigVersion, Distribution
 
@@ -37,20 +37,29 @@ def config_version_publish(reason: str, distribution_ids: Iterable[str] = (), us
         state, _ = ConfigState.objects.select_for_update().get_or_create(id=1)
         latest = ConfigVersion.objects.filter(version=state.last_version).first()
         candidate = compile_document(selectors.distributions_for_compile(), state.last_version + 1)
-        if latest is not None and document_body(latest.document) == document_body(candidate):
+        if latest is not None and _unchanged(latest, candidate):
             if ids:
                 Distribution.objects.filter(id__in=ids, config_version__lt=latest.version).update(config_version=latest.version)
             return None
         state.last_version += 1
         state.save(update_fields=["last_version"])
-        version = ConfigVersion(version=state.last_version, document=candidate, reason=reason[:255],
-                                created_by=user if user is not None and user.is_authenticated else None)
+        version = ConfigVersion(version=state.last_version, document=crypto.seal_document(candidate),
+                                reason=reason[:255], created_by=user if user is not None and user.is_authenticated else None)
         version.save()
         if ids:
             Distribution.objects.filter(id__in=ids).update(config_version=version.version)
         transaction.on_commit(lambda: run_hooks(version_published_hooks, version))
     log.info("published config version %s (%s)", version.version, reason)
     return version
+
+
+def _unchanged(latest: ConfigVersion, candidate: dict[str, Any]) -> bool:
+    """Compared in clear: sealing the same credentials twice never gives the same text."""
+    try:
+        stored = crypto.open_document(latest.document)
+    except crypto.SecretsUnavailable:
+        return False  # sealed under a key that is gone: publish it again under the current one
+    return document_body(stored) == document_body(candidate)
 
 
 def run_hooks(hooks: list[Callable[[Any], None]], obj: Any) -> None:

@@ -9,7 +9,8 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from distributions import selectors, services
+from cdncontract import signing
+from distributions import crypto, selectors, services
 from distributions.compiler import canonical_json, compile_document
 from distributions.models import ConfigVersion, Distribution
 
@@ -67,6 +68,19 @@ GET_HEAD_OPTIONS = ["GET", "HEAD", "OPTIONS"]
 ALL = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 
 
+class _Sealed:
+    """Equal to any sealed credentials object: its token is new on every seal."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict) and set(other) == {"sealed"} and isinstance(other["sealed"], str)
+
+    def __repr__(self) -> str:
+        return '{"sealed": <any token>}'
+
+
+SEALED = _Sealed()
+
+
 def expected_rich(distribution_id: str, version: int) -> dict[str, Any]:
     return {
         "schema_version": 1,
@@ -83,7 +97,9 @@ def expected_rich(distribution_id: str, version: int) -> dict[str, Any]:
                 {"id": "bucket", "kind": "s3", "domain_name": "rich-assets.s3.eu-west-1.amazonaws.com",
                  "origin_path": "", "http_port": 80, "https_port": 443, "protocol_policy": "match-viewer",
                  "connect_timeout": 10, "read_timeout": 30, "connection_attempts": 3, "custom_headers": [],
-                 "s3": {"bucket": "rich-assets", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000"}},
+                 "s3": {"bucket": "rich-assets", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000",
+                        "addressing_style": "path", "signing_behavior": "always", "signing_protocol": "sigv4",
+                        "credentials": SEALED}},
                 {"id": "web", "kind": "custom", "domain_name": "web.rich.test", "origin_path": "/prod",
                  "http_port": 8080, "https_port": 8443, "protocol_policy": "match-viewer", "connect_timeout": 5,
                  "read_timeout": 20, "connection_attempts": 2,
@@ -208,15 +224,23 @@ def test_latest_is_404_before_any_version(staff_api: APIClient) -> None:
     assert staff_api.get("/api/v1/config-versions/latest/").status_code == 404
 
 
-def test_the_edge_agent_accepts_every_published_document_as_is(api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+def test_the_edge_agent_accepts_every_published_document_as_it_receives_it(
+        api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    """As pushed and pulled: the stored document with its credentials sealed for that edge."""
     from edgeagent.config import parse_document
 
+    key = signing.signing_key("an edge token")
     create(api, django_capture_on_commit_callbacks, RICH)
     create(api, django_capture_on_commit_callbacks, minimal())
     for version in ConfigVersion.objects.all():
-        parsed = parse_document(json.loads(json.dumps(version.document)))
+        received = json.loads(json.dumps(crypto.document_for_edge(version.document, key.hex())))
+        parsed = parse_document(received, edge_key=key)
         assert parsed.version == version.version
     latest = ConfigVersion.objects.order_by("-version").first()
     assert latest is not None
-    rich = parse_document(latest.document).find_distribution("www.rich.test")
+    rich = parse_document(crypto.document_for_edge(latest.document, key.hex()), edge_key=key).find_distribution(
+        "www.rich.test")
     assert rich is not None and rich.match_behavior("/app.js1").path_pattern == "*.js?"
+    s3 = rich.origins["bucket"].s3
+    assert s3 is not None and s3.credentials is not None
+    assert (s3.credentials.access_key_id, s3.credentials.secret_access_key) == ("AKID", "SECRET")
