@@ -42,7 +42,7 @@ def is_reserved(name: str) -> bool:
 
 
 def check_header_name(name: object) -> None:
-    if not isinstance(name, str) or not HEADER_NAME.match(name):
+    if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
         raise ContractError(f"{name!r} is not a valid header name")
 
 

@@ -38,7 +38,7 @@ def hostname(value: str, *, allow_wildcard: bool = False, what: str = "domain na
     if "*" in name.lstrip("*"):
         raise ContractError(f"{what} {value!r}: '*' is only allowed as the whole first label ('*.example.com')")
     for label in labels:
-        if not HOSTNAME_LABEL.match(label):
+        if not HOSTNAME_LABEL.fullmatch(label):
             raise ContractError(
                 f"{what} {value!r} is not a valid host name (labels of letters, digits and hyphens, 1-63 characters)"
             )
@@ -56,15 +56,15 @@ def origin_host(value: str) -> str:
 
 
 def check_origin_id(value: object, what: str = "origin_id") -> None:
-    if not isinstance(value, str) or not ORIGIN_ID.match(value):
+    if not isinstance(value, str) or not ORIGIN_ID.fullmatch(value):
         raise ContractError(f"{what} must be 1-128 letters, digits, '_', '.' or '-'")
 
 
 def check_distribution_id(value: object) -> None:
-    if not isinstance(value, str) or not DISTRIBUTION_ID.match(value):
+    if not isinstance(value, str) or not DISTRIBUTION_ID.fullmatch(value):
         raise ContractError("a distribution id is E followed by 13 uppercase letters or digits")
 
 
 def check_edge_name(value: str) -> None:
-    if not EDGE_NAME.match(value):
+    if not EDGE_NAME.fullmatch(value):
         raise ContractError("edge name must be lowercase letters, digits and '-', starting with a letter or digit")

@@ -59,7 +59,7 @@ class Verifier:
         assert self.key is not None
         if not timestamp or not signature or not nonce:
             return f"missing {TIMESTAMP_HEADER}, {NONCE_HEADER} or {SIGNATURE_HEADER}"
-        if not NONCE.match(nonce):
+        if not NONCE.fullmatch(nonce):
             return f"{NONCE_HEADER} must be 16-128 letters, digits, '-' or '_'"
         try:
             ts = int(timestamp)

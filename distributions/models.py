@@ -306,9 +306,9 @@ class Origin(models.Model):
         if self.kind == OriginKind.S3:
             if not self.bucket:
                 errors["bucket"] = "an s3 origin needs a bucket"
-            elif not names.S3_BUCKET.match(self.bucket):
+            elif not names.S3_BUCKET.fullmatch(self.bucket):
                 errors["bucket"] = "bucket must be 3-63 lowercase letters, digits, '.' or '-'"
-            if self.region and not names.S3_REGION.match(self.region):
+            if self.region and not names.S3_REGION.fullmatch(self.region):
                 errors["region"] = f"{self.region!r} is not a region name like 'us-east-1'"
             if not self.region:
                 self.region = "us-east-1"

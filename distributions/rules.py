@@ -55,7 +55,7 @@ def validate_name_list(behavior: str, names: Sequence[Any], *, kind: str, lower:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError(f"{kind} names must be non-empty strings")
         name = name.strip()
-        if kind == "headers" and not headers.HEADER_NAME.match(name):
+        if kind == "headers" and not headers.HEADER_NAME.fullmatch(name):
             raise ValidationError(f"{name!r} is not a valid header name")
         if kind != "headers" and any(c in name for c in " ;=&#"):
             raise ValidationError(f"{kind} name {name!r} contains a character that cannot appear in it")
@@ -212,5 +212,5 @@ def validate_http_url(value: str) -> None:
         ipaddress.ip_address(parts.hostname)
     except ValueError:
         if len(parts.hostname) > names.MAX_HOSTNAME or not all(
-                names.HOSTNAME_LABEL.match(x) for x in parts.hostname.rstrip(".").split(".")):
+                names.HOSTNAME_LABEL.fullmatch(x) for x in parts.hostname.rstrip(".").split(".")):
             raise ValidationError(f"{value!r} does not name a valid host") from None
