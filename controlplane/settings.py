@@ -118,6 +118,9 @@ except ContractError as exc:
 
 # How often edges report; an edge that misses 3 heartbeats is unhealthy.
 CDN_HEARTBEAT_SECONDS = env_int("CDN_HEARTBEAT_SECONDS", 5, minimum=1)
+# How long an unhealthy edge still counts as one that should run every change and apply
+# every invalidation before `Deployed`/`Completed` stop waiting for it (docs/operations.md).
+CDN_UNHEALTHY_GRACE_SECONDS = env_int("CDN_UNHEALTHY_GRACE_SECONDS", 60, minimum=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
