@@ -3,9 +3,9 @@
 The heartbeat rule: an edge is unhealthy once it has been silent for MISSED_HEARTBEATS
 heartbeat intervals *while the control plane was there to hear it*. Silence that overlaps the
 control plane's own outage does not count. The control plane notices its outage two ways:
-its health check did not run for OUTAGE_GAP (the whole control plane was down), or no edge at
-all reached it for OUTAGE_GAP (its heartbeat intake was down: the web process, or the network
-in front of it). Either way it records the outage in FleetState and re-judges every edge, so
+its health check did not run for OUTAGE_HEARTBEATS intervals (the whole control plane was
+down), or no edge at all reached it for as long (its heartbeat intake was down: the web
+processes, or the network in front of them). Either way it records the outage in FleetState and re-judges every edge, so
 the first heartbeats after it come back find their edges healthy.
 
 The check runs from the heartbeat intake (at most once a second, on the web processes, where
