@@ -153,6 +153,9 @@ except ContractError as exc:
 
 # How often edges report; an edge that misses 3 heartbeats is unhealthy.
 CDN_HEARTBEAT_SECONDS = env_int("CDN_HEARTBEAT_SECONDS", 5, minimum=1)
+# How long an unhealthy edge still counts as one that should run every change and apply
+# every invalidation before `Deployed`/`Completed` stop waiting for it (docs/operations.md).
+CDN_UNHEALTHY_GRACE_SECONDS = env_int("CDN_UNHEALTHY_GRACE_SECONDS", 60, minimum=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -294,8 +297,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CDN_FLEET_TICK_SECONDS = float(env_int("CDN_FLEET_TICK_SECONDS", 2, 1))
 CELERY_BEAT_SCHEDULE = {
-    "fleet-tick": {"task": "distributions.tasks.fleet_tick", "schedule": float(env_int("CDN_FLEET_TICK_SECONDS", 2, 1))},
+    # A tick that waited longer than one period is dropped: the next one does the same work.
+    "fleet-tick": {"task": "distributions.tasks.fleet_tick", "schedule": CDN_FLEET_TICK_SECONDS,
+                   "options": {"expires": CDN_FLEET_TICK_SECONDS}},
     "stats-prune": {"task": "distributions.tasks.stats_prune", "schedule": 3600.0},
 }
 

@@ -252,7 +252,7 @@ class DistributionAdmin(ServiceAdmin):
 
     @admin.display(description="status")
     def status(self, obj: Distribution) -> str:
-        return selectors.distribution_status(obj, selectors.deployed_version_floor()) if obj.pk else "-"
+        return selectors.distribution_status(obj, selectors.edges_serving()) if obj.pk else "-"
 
     def has_delete_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
         # Like the API: an enabled distribution must be disabled before it can be deleted.
@@ -418,12 +418,12 @@ class EdgeNodeAdmin(ServiceAdmin):
     shows a secret. The list page says so (templates/admin/distributions/edgenode/change_list.html).
     """
 
-    list_display = ("name", "pop", "url", "applied_version", "applied_at", "healthy", "last_seen", "last_error")
-    list_filter = ("healthy", "pop")
+    list_display = ("name", "pop", "url", "applied_version", "applied_at", "healthy", "drained", "last_seen", "last_error")
+    list_filter = ("healthy", "drained", "pop")
     search_fields = ("name", "pop", "url")
     # The fleet protocol (heartbeats, pushes, acks) owns these; an edit here would only lie about the edge.
     readonly_fields = ("token_hash", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
-                       "healthy", "created_at")
+                       "healthy", "unhealthy_since", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

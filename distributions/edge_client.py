@@ -1,8 +1,11 @@
 """The signed HTTP client for edges: requests to their admin API (docs/edge-config.md),
 signed as cdncontract/signing.py defines.
 
-Pushes go to every edge in parallel with httpx, each with its own timeout and a few
-retries with backoff, so one slow or dead edge never holds up the others.
+Pushes fan out to every edge at once, each edge with its own deadline, and each outcome is
+handed to the caller as soon as that edge answers (or its deadline passes): a slow, hung or
+dead edge costs the others nothing, and holds the calling worker thread no longer than
+PUSH_DEADLINE. Nothing here sleeps to retry; a push that failed is sent again by the next
+fleet tick, and the edge's own heartbeat pulls what it missed anyway.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import queue
 import ssl
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,8 +25,8 @@ import httpx
 
 from cdncontract import signing
 
-PUSH_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
-RETRY_DELAYS = (0.1, 0.4, 1.2)
+PUSH_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+PUSH_DEADLINE = 3.0  # seconds for everything one edge is sent in one fan-out
 
 
 def signed_headers(key_hex: str, method: str, path: str, body: bytes) -> dict[str, str]:
@@ -37,39 +43,58 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    payload: Any
+
+
+@dataclass(frozen=True)
 class Outcome:
     name: str
-    status: int  # 0: unreachable
+    status: int  # 0: unreachable, or no answer before the deadline
     body: dict[str, Any]
     error: str = ""
+    request: Request | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == 200
 
 
-async def _send(client: httpx.AsyncClient, target: Target, method: str, path: str, payload: Any) -> Outcome:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    last_error = ""
-    for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
-        if delay:
-            await asyncio.sleep(delay)
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _send(client: httpx.AsyncClient, target: Target, request: Request) -> Outcome:
+    body = json.dumps(request.payload, separators=(",", ":")).encode()
+    try:
+        response = await client.request(request.method, target.url.rstrip("/") + request.path, content=body,
+                                        headers=signed_headers(target.key_hex, request.method, request.path, body))
+    except httpx.HTTPError as exc:
+        return Outcome(target.name, 0, {}, _error(exc), request)
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    error = "" if response.status_code == 200 else str(data.get("error", f"HTTP {response.status_code}"))
+    return Outcome(target.name, response.status_code, data, error, request)
+
+
+async def _send_in_order(client: httpx.AsyncClient, target: Target, requests: list[Request], deadline: float,
+                         report: Callable[[Outcome], None]) -> None:
+    """One edge's requests in order, within one deadline; the first failure ends the edge's turn."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline
+    for request in requests:
         try:
-            response = await client.request(method, target.url.rstrip("/") + path, content=body,
-                                            headers=signed_headers(target.key_hex, method, path, body))
-        except httpx.HTTPError as exc:
-            last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            continue
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if response.status_code >= 500 and attempt < len(RETRY_DELAYS):
-            last_error = f"HTTP {response.status_code}"
-            continue
-        return Outcome(target.name, response.status_code, data if isinstance(data, dict) else {},
-                       "" if response.status_code == 200 else str(data.get("error", f"HTTP {response.status_code}")))
-    return Outcome(target.name, 0, {}, last_error or "unreachable")
+            outcome = await asyncio.wait_for(_send(client, target, request), max(until - loop.time(), 0.0))
+        except TimeoutError:
+            outcome = Outcome(target.name, 0, {}, f"no answer within the {deadline:g} s push deadline", request)
+        report(outcome)
+        if not outcome.ok:
+            return
 
 
 @functools.cache
@@ -78,19 +103,44 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-Payload = Any  # a JSON value, or a function of the Target giving its own (a config sealed for that edge)
+async def _fan_out(plan: list[tuple[Target, list[Request]]], deadline: float, report: Callable[[Outcome], None]) -> None:
+    limits = httpx.Limits(max_connections=None)  # a thousand edges at once, none waiting for a slot
+    async with httpx.AsyncClient(timeout=PUSH_TIMEOUT, verify=_ssl_context(), limits=limits) as client:
+        await asyncio.gather(*(_send_in_order(client, target, requests, deadline, report)
+                               for target, requests in plan if requests))
 
 
-async def _broadcast(targets: list[Target], method: str, path: str, payload: Payload) -> list[Outcome]:
-    async with httpx.AsyncClient(timeout=PUSH_TIMEOUT, verify=_ssl_context()) as client:
-        return list(await asyncio.gather(*(
-            _send(client, t, method, path, payload(t) if callable(payload) else payload) for t in targets)))
+def fan_out(plan: list[tuple[Target, list[Request]]], deadline: float | None = None) -> Iterator[Outcome]:
+    """Send every edge its requests at once; yield each outcome as soon as it is known.
+
+    The requests run on an event loop in a thread of their own, so the caller (a Celery task)
+    can record each outcome in the database while the other edges are still answering.
+    """
+    if not any(requests for _, requests in plan):
+        return
+    outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_fan_out(plan, PUSH_DEADLINE if deadline is None else deadline, outcomes.put))
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+        finally:
+            outcomes.put(None)
+
+    thread = threading.Thread(target=run, name="edge-fan-out", daemon=True)
+    thread.start()
+    while (outcome := outcomes.get()) is not None:
+        yield outcome
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
-def broadcast(targets: list[Target], method: str, path: str, payload: Payload) -> list[Outcome]:
-    if not targets:
-        return []
-    return asyncio.run(_broadcast(targets, method, path, payload))
+def broadcast(targets: list[Target], method: str, path: str, payload: Any) -> list[Outcome]:
+    """The same request to every target; the outcomes once every edge answered or ran out of time."""
+    return list(fan_out([(target, [Request(method, path, payload)]) for target in targets]))
 
 
 # ---- Reads from every edge ----

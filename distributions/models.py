@@ -452,8 +452,12 @@ class EdgeNode(models.Model):
     applied_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, help_text="Why the edge refused the last push, if it did.")
     invalidation_seq = models.PositiveBigIntegerField(default=0, help_text="Highest invalidation id the edge applied.")
-    last_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
     healthy = models.BooleanField(default=False)
+    unhealthy_since = models.DateTimeField(null=True, blank=True,
+                                           help_text="When the heartbeat rule last declared the edge unhealthy.")
+    drained = models.BooleanField(default=False, help_text="Taken out of the fleet by an operator: it still gets "
+                                  "pushes, but no change or invalidation waits for it.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -499,6 +503,19 @@ class ConfigState(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_version = models.PositiveBigIntegerField(default=0)
+
+
+class FleetState(models.Model):
+    """A single row: when the health check last ran, and the control plane's own last outage.
+
+    Silence inside the outage (from `outage_start` to `outage_end`) is not held against an
+    edge: the control plane was not there to hear it.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    outage_start = models.DateTimeField(null=True, blank=True)
+    outage_end = models.DateTimeField(null=True, blank=True)
 
 
 class InvalidationAck(models.Model):

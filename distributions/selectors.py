@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 
 from .models import (
     COUNTERS,
@@ -52,7 +54,7 @@ def origin_request_policy_list(user: User) -> QuerySet[OriginRequestPolicy]:
 
 
 def invalidation_list(distribution: Distribution) -> QuerySet[Invalidation]:
-    return distribution.invalidations.all()
+    return distribution.invalidations.prefetch_related("acks")
 
 
 def edge_list() -> QuerySet[EdgeNode]:
@@ -76,22 +78,56 @@ def config_version_latest() -> ConfigVersion | None:
     return ConfigVersion.objects.order_by("-version").first()
 
 
-def deployed_version_floor() -> int | None:
-    """The lowest version any healthy edge runs, or None when there is no healthy edge."""
-    edges = EdgeNode.objects.filter(healthy=True)
-    if not edges.exists():
-        return None
-    return min(edge.applied_version for edge in edges)
+def edges_serving(now: datetime | None = None) -> list[EdgeNode]:
+    """The edges every change and invalidation waits for: `Deployed` and `Completed` in one rule.
 
-
-def distribution_status(distribution: Distribution, floor: int | None) -> str:
-    """InProgress until every healthy edge runs a version that includes the distribution's last change.
-
-    `floor` is `deployed_version_floor()`, computed once per request by the caller.
+    Every edge but those an operator drained and those unhealthy by the heartbeat rule for
+    longer than CDN_UNHEALTHY_GRACE_SECONDS (an edge never heard from counts as unhealthy
+    since it was registered). Computed once per request by the caller.
     """
-    if floor is None or distribution.config_version <= floor:
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.CDN_UNHEALTHY_GRACE_SECONDS)
+    edges = EdgeNode.objects.filter(drained=False).only("pk", "name", "applied_version", "healthy", "unhealthy_since",
+                                                         "created_at")
+    return [edge for edge in edges if edge.healthy or (edge.unhealthy_since or edge.created_at) >= cutoff]
+
+
+NO_EDGES = "no edge serves distributions yet: register one, or undrain one"
+
+
+def distribution_deployment(distribution: Distribution, serving: list[EdgeNode]) -> dict[str, Any]:
+    """How many of the edges that should serve the distribution run its last change, and which do not yet."""
+    pending = sorted(edge.name for edge in serving if edge.applied_version < distribution.config_version)
+    answer: dict[str, Any] = {"edges_total": len(serving), "edges_current": len(serving) - len(pending),
+                              "edges_pending": pending}
+    if not serving:
+        answer["detail"] = NO_EDGES
+    return answer
+
+
+def distribution_status(distribution: Distribution, serving: list[EdgeNode]) -> str:
+    """Deployed once every edge that should serve it runs a version that includes its last change.
+
+    Never for want of edges: with none to count, a change has reached no one and is InProgress.
+    """
+    if serving and all(edge.applied_version >= distribution.config_version for edge in serving):
         return Status.DEPLOYED
     return Status.IN_PROGRESS
+
+
+def invalidation_edges(invalidation: Invalidation, serving: list[EdgeNode]) -> list[EdgeNode]:
+    """The edges that must apply an invalidation: those serving that existed when it was made."""
+    return [edge for edge in serving if edge.created_at <= invalidation.created_at]
+
+
+def invalidation_acknowledgements(invalidation: Invalidation, serving: list[EdgeNode]) -> dict[str, Any]:
+    acked = {ack.edge_id for ack in invalidation.acks.all()}
+    edges = invalidation_edges(invalidation, serving)
+    pending = sorted(edge.name for edge in edges if edge.pk not in acked)
+    answer: dict[str, Any] = {"edges_total": len(edges), "edges_acknowledged": len(edges) - len(pending),
+                              "edges_pending": pending}
+    if not edges:
+        answer["detail"] = NO_EDGES
+    return answer
 
 
 def latest_version_number() -> int:

@@ -1,20 +1,53 @@
-"""Thin Celery tasks: load by id, call the fleet and the services."""
+"""Thin Celery tasks: load by id, call the fleet and the services.
+
+Every push is one fan-out (edge_client.fan_out): all edges at once, each within its own
+deadline, each outcome recorded as it arrives. Nothing sleeps to retry: what an edge missed
+is sent again by the next `fleet_tick`, and the edge pulls it with its next heartbeat anyway.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
 
 from . import crypto, edge_client, selectors, services
-from .models import EdgeNode, Invalidation
+from .models import ConfigVersion, EdgeNode, Invalidation
 
 log = logging.getLogger(__name__)
 
+Plan = list[tuple[EdgeNode, list[edge_client.Request]]]
 
-def _targets(edges: Any) -> list[edge_client.Target]:
-    return [edge_client.Target(edge.name, edge.url, edge.token_hash) for edge in edges]
+
+def _config_request(latest: ConfigVersion, edge: EdgeNode) -> edge_client.Request:
+    """The version as this edge receives it: its S3 credentials sealed for that edge alone."""
+    return edge_client.Request("PUT", "/config", crypto.document_for_edge(latest.document, edge.token_hash))
+
+
+def _invalidation_request(invalidation: Invalidation) -> edge_client.Request:
+    return edge_client.Request("POST", "/invalidations", services.invalidation_message(invalidation))
+
+
+def _deliver(plan: Plan, latest_version: int = 0) -> dict[str, int]:
+    """Send the plan and record each edge's outcome the moment it is known."""
+    edges = {edge.name: edge for edge, _ in plan}
+    targets = [(edge_client.Target(edge.name, edge.url, edge.token_hash), requests) for edge, requests in plan]
+    results: dict[str, int] = {}
+    for outcome in edge_client.fan_out(targets):
+        request = outcome.request
+        assert request is not None
+        if request.path == "/config":
+            running = int(outcome.body.get("version", 0) or 0)
+            if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
+                services.edge_applied(edge_name=outcome.name, version=running or latest_version)
+            else:
+                services.edge_push_failed(edge_name=outcome.name, version=latest_version, error=outcome.error)
+            results[outcome.name] = outcome.status
+        elif outcome.ok:
+            services.invalidation_ack(edge=edges[outcome.name], ids=[request.payload["id"]])
+        else:
+            log.warning("edge %s did not apply invalidation %s: %s", outcome.name, request.payload["id"], outcome.error)
+    return results
 
 
 @shared_task(ignore_result=True)
@@ -27,30 +60,8 @@ def push_config(version: int | None = None) -> dict[str, int]:
     latest = selectors.config_version_latest()
     if latest is None:
         return {}
-    edges = selectors.edges_behind(latest.version)
-    results: dict[str, int] = {}
-    def for_edge(target: edge_client.Target) -> dict[str, Any]:
-        return crypto.document_for_edge(latest.document, target.key_hex)
-
-    for outcome in edge_client.broadcast(_targets(edges), "PUT", "/config", for_edge):
-        running = int(outcome.body.get("version", 0) or 0)
-        if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
-            services.edge_applied(edge_name=outcome.name, version=running or latest.version)
-        else:
-            services.edge_push_failed(edge_name=outcome.name, version=latest.version, error=outcome.error)
-        results[outcome.name] = outcome.status
-    return results
-
-
-def _push_invalidations(edges: list[EdgeNode], invalidations: list[Invalidation]) -> None:
-    for invalidation in invalidations:
-        message = services.invalidation_message(invalidation)
-        for outcome in edge_client.broadcast(_targets(edges), "POST", "/invalidations", message):
-            if outcome.ok:
-                edge = next(e for e in edges if e.name == outcome.name)
-                services.invalidation_ack(edge=edge, ids=[invalidation.seq])
-            else:
-                log.warning("edge %s did not apply invalidation %s: %s", outcome.name, invalidation.id, outcome.error)
+    plan: Plan = [(edge, [_config_request(latest, edge)]) for edge in selectors.edges_behind(latest.version)]
+    return _deliver(plan, latest.version)
 
 
 @shared_task(ignore_result=True)
@@ -58,19 +69,22 @@ def push_invalidation(seq: int) -> None:
     invalidation = selectors.invalidation_by_seq(seq)
     if invalidation is None:
         return
-    _push_invalidations(list(selectors.edges_healthy()), [invalidation])
+    request = _invalidation_request(invalidation)
+    _deliver([(edge, [request]) for edge in selectors.edges_healthy().exclude(invalidation_acks__invalidation=invalidation)])
     services.invalidations_check_complete([seq])
 
 
 @shared_task(ignore_result=True)
 def fleet_tick() -> None:
-    """The safety net: health, re-push of config and invalidations, completion."""
+    """The safety net: health, then one fan-out of what each healthy edge is missing, then completion."""
     services.fleet_check_health()
-    push_config()
+    latest = selectors.config_version_latest()
+    plan: Plan = []
     for edge in selectors.edges_healthy():
-        pending = services.pending_invalidations(edge)[:100]
-        if pending:
-            _push_invalidations([edge], pending)
+        requests = [_config_request(latest, edge)] if latest is not None and edge.applied_version < latest.version else []
+        requests += [_invalidation_request(i) for i in services.pending_invalidations(edge)[:100]]
+        plan.append((edge, requests))
+    _deliver(plan, latest.version if latest is not None else 0)
     services.invalidations_check_complete()
 
 

@@ -137,11 +137,15 @@ class ControlPlaneLink:
             await self._tick(None, send_stats=True)
 
     def next_delay(self) -> float:
-        """The heartbeat interval, doubled per consecutive failure up to `max_backoff`, jittered."""
+        """The heartbeat interval; while failing, a jittered try at most one interval apart.
+
+        No growing backoff: an edge must be back within one interval of the control plane's
+        return, well inside the 3 missed heartbeats that make it unhealthy. A failing edge
+        tries no more often than a healthy one heartbeats, and the jitter spreads a fleet.
+        """
         if self.failures == 0:
             return self.interval
-        delay = min(self.interval * 2 ** (self.failures - 1), max(self.max_backoff, self.interval))
-        return delay * random.uniform(0.9, 1.1)
+        return min(self.interval, self.max_backoff) * random.uniform(0.5, 1.0)
 
     async def _tick(self, timeout: float | None, send_stats: bool) -> bool:
         try:

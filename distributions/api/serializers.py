@@ -227,9 +227,24 @@ class CacheBehaviorSerializer(serializers.ModelSerializer):
         return attrs
 
 
+def _edge_count_schema(done: str, description: str) -> dict[str, Any]:
+    return {"type": "object", "description": description, "properties": {
+        "edges_total": {"type": "integer", "description": "Edges that must have it (drained edges and edges "
+                                                          "unhealthy past the grace period excluded)."},
+        done: {"type": "integer"},
+        "edges_pending": {"type": "array", "items": {"type": "string"}, "description": "Names of those that do not yet."},
+        "detail": {"type": "string", "description": "Present when there is no edge to count."}},
+        "required": ["edges_total", done, "edges_pending"]}
+
+
+DEPLOYMENT_SCHEMA = _edge_count_schema("edges_current", "How many edges run the distribution's last change.")
+ACKNOWLEDGEMENTS_SCHEMA = _edge_count_schema("edges_acknowledged", "How many edges applied the invalidation.")
+
+
 class DistributionSerializer(serializers.ModelSerializer):
     domain_name = serializers.CharField(read_only=True)
     status = serializers.SerializerMethodField()
+    deployment = serializers.SerializerMethodField()
     owner = serializers.CharField(source="owner.username", read_only=True)
     aliases = serializers.ListField(child=serializers.CharField(max_length=253), required=False, max_length=100)
     origins = OriginSerializer(many=True)
@@ -239,14 +254,22 @@ class DistributionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Distribution
-        fields = ("id", "domain_name", "status", "etag", "owner", "comment", "enabled", "aliases",
+        fields = ("id", "domain_name", "status", "deployment", "etag", "owner", "comment", "enabled", "aliases",
                   "default_root_object", "origins", "origin_groups", "cache_behaviors", "custom_error_responses",
                   "config_version", "created_at", "updated_at")
         read_only_fields = ("id", "etag", "config_version", "created_at", "updated_at")
 
+    def _serving(self) -> list[EdgeNode]:
+        if "serving_edges" not in self.context:
+            self.context["serving_edges"] = selectors.edges_serving()
+        return self.context["serving_edges"]
+
     def get_status(self, obj: Distribution) -> str:
-        floor = self.context.get("deployed_floor", None)
-        return selectors.distribution_status(obj, floor)
+        return selectors.distribution_status(obj, self._serving())
+
+    @extend_schema_field(DEPLOYMENT_SCHEMA)
+    def get_deployment(self, obj: Distribution) -> dict[str, Any]:
+        return selectors.distribution_deployment(obj, self._serving())
 
     def to_representation(self, instance: Distribution) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -318,12 +341,20 @@ class InvalidationSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=MAX_TAG), required=False, default=list)
     caller_reference = serializers.CharField(max_length=128, required=False)
     distribution_id = serializers.CharField(read_only=True)
+    acknowledgements = serializers.SerializerMethodField()
 
     class Meta:
         model = Invalidation
-        fields = ("id", "distribution_id", "paths", "tags", "caller_reference", "status", "created_at", "completed_at")
+        fields = ("id", "distribution_id", "paths", "tags", "caller_reference", "status", "acknowledgements",
+                  "created_at", "completed_at")
         read_only_fields = ("id", "status", "created_at", "completed_at")
         validators: list[Any] = []
+
+    @extend_schema_field(ACKNOWLEDGEMENTS_SCHEMA)
+    def get_acknowledgements(self, obj: Invalidation) -> dict[str, Any]:
+        if "serving_edges" not in self.context:
+            self.context["serving_edges"] = selectors.edges_serving()
+        return selectors.invalidation_acknowledgements(obj, self.context["serving_edges"])
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -346,7 +377,7 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
     class Meta:
         model = EdgeNode
         fields = ("name", "pop", "url", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
-                  "healthy", "created_at")
+                  "healthy", "unhealthy_since", "drained", "created_at")
         read_only_fields = tuple(name for name in fields if name not in EDGE_STAFF_ONLY)
         extra_kwargs = {"url": {"required": False, "help_text": "Staff only: the edge's admin API."},
                         "last_error": {"required": False, "help_text": "Staff only: why the edge refused a config."}}
@@ -358,6 +389,14 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
             for name in EDGE_STAFF_ONLY:
                 data.pop(name, None)
         return data
+
+
+class EdgeUpdateSerializer(serializers.ModelSerializer):
+    """What staff change on a registered edge through the API: whether it is drained."""
+
+    class Meta:
+        model = EdgeNode
+        fields = ("drained",)
 
 
 class EdgeRegistrationSerializer(serializers.ModelSerializer):

@@ -31,6 +31,7 @@ from .serializers import (
     DistributionSerializer,
     EdgeNodeSerializer,
     EdgeRegistrationSerializer,
+    EdgeUpdateSerializer,
     InvalidationSerializer,
     OriginRequestPolicySerializer,
 )
@@ -121,11 +122,6 @@ class DistributionViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self) -> Any:
         return selectors.distribution_list(self.request.user)
-
-    def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
-        context["deployed_floor"] = selectors.deployed_version_floor()
-        return context
 
     def _answer(self, distribution: Distribution, code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=distribution.pk)
@@ -255,11 +251,19 @@ class IsStaffToChange(permissions.BasePermission):
 
 
 class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
-    """The fleet: each edge's applied config version and health. Staff register and remove edges."""
+    """The fleet: each edge's applied config version and health. Staff register, drain and remove edges."""
 
     serializer_class = EdgeNodeSerializer
     lookup_field = "name"
     permission_classes = [permissions.IsAuthenticated, IsStaffToChange]
+
+    @extend_schema(request=EdgeUpdateSerializer, responses={200: EdgeNodeSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """`{"drained": true}` takes the edge out of what `Deployed` and `Completed` wait for."""
+        serializer = EdgeUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        edge = services.edge_update(edge=self.get_object(), data=serializer.validated_data)
+        return Response(EdgeNodeSerializer(edge, context=self.get_serializer_context()).data)
 
     def get_queryset(self) -> Any:
         return selectors.edge_list()

@@ -1,23 +1,70 @@
-"""The fleet: registration, heartbeats, what a push left an edge running, health."""
+"""The fleet: registration, heartbeats, what a push left an edge running, health.
+
+The heartbeat rule: an edge is unhealthy once it has been silent for MISSED_HEARTBEATS
+heartbeat intervals *while the control plane was there to hear it*. Silence that overlaps the
+control plane's own outage does not count. The control plane notices its outage two ways:
+its health check did not run for OUTAGE_HEARTBEATS intervals (the whole control plane was
+down), or no edge at all reached it for as long (its heartbeat intake was down: the web
+processes, or the network in front of them). Either way it records the outage in FleetState and re-judges every edge, so
+the first heartbeats after it come back find their edges healthy.
+
+The check runs from the heartbeat intake (at most once a second, on the web processes, where
+no push can delay it) and from every fleet tick.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Max
 from django.utils import timezone
 
 from .. import selectors
-from ..models import EdgeNode, hash_token
+from ..models import EdgeNode, FleetState, hash_token
 from .invalidations import invalidation_message, invalidations_check_complete, pending_invalidations
 
 log = logging.getLogger(__name__)
 
 MISSED_HEARTBEATS = 3  # an edge is unhealthy after this many missed heartbeats
+OUTAGE_HEARTBEATS = 2  # a silence of the whole fleet (or of the health check) this long is the control plane's own
+CHECK_EVERY = timedelta(seconds=1)  # how often the heartbeat intake runs the health check
+
+
+def heartbeat_threshold() -> timedelta:
+    return timedelta(seconds=settings.CDN_HEARTBEAT_SECONDS * MISSED_HEARTBEATS)
+
+
+def outage_gap() -> timedelta:
+    return timedelta(seconds=settings.CDN_HEARTBEAT_SECONDS * OUTAGE_HEARTBEATS)
+
+
+def silence(last_seen: datetime, now: datetime, outage_start: datetime | None, outage_end: datetime | None) -> timedelta:
+    """How long an edge has been silent while the control plane was up: the rule, in one place."""
+    silent = now - last_seen
+    if outage_start is not None and outage_end is not None:
+        overlap = min(now, outage_end) - max(last_seen, outage_start)
+        if overlap > timedelta(0):
+            silent -= overlap
+    return silent
+
+
+def _fleet_state() -> FleetState:
+    state, _ = FleetState.objects.get_or_create(id=1)
+    return state
+
+
+def _record_outage(state: FleetState, start: datetime, end: datetime) -> None:
+    """Remember the control plane's own outage; one that touches the last one extends it."""
+    if state.outage_start is not None and state.outage_end is not None and state.outage_end >= start:
+        start = min(start, state.outage_start)
+    state.outage_start, state.outage_end = start, end
+    FleetState.objects.filter(id=1).update(outage_start=start, outage_end=end)
+    log.warning("the control plane heard nothing from %s to %s: that silence is not held against the edges",
+                start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds"))
 
 
 def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
@@ -30,7 +77,7 @@ def edge_register(*, name: str, pop: str, url: str) -> tuple[EdgeNode, str]:
     return edge, token
 
 
-EDGE_FIELDS = ("name", "pop", "url")  # what people edit; the rest is what the fleet protocol records
+EDGE_FIELDS = ("name", "pop", "url", "drained")  # what people edit; the rest is what the fleet protocol records
 
 
 def edge_update(*, edge: EdgeNode, data: dict[str, Any]) -> EdgeNode:
@@ -42,6 +89,8 @@ def edge_update(*, edge: EdgeNode, data: dict[str, Any]) -> EdgeNode:
     edge.url = edge.url.rstrip("/")
     edge.full_clean()
     edge.save(update_fields=changed)
+    if "drained" in changed:
+        invalidations_check_complete()  # a drained edge no longer holds invalidations; an undrained one may
     return edge
 
 
@@ -52,7 +101,13 @@ def edge_for_token(token: str) -> EdgeNode | None:
 def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int, error: str | None = None) -> dict[str, Any]:
     """Record that the edge is alive and what it runs; `error` is why it refused the newest config."""
     now = timezone.now()
-    fields: dict[str, Any] = {"last_seen": now, "healthy": True, "invalidation_seq": invalidation_seq}
+    newest = EdgeNode.objects.aggregate(newest=Max("last_seen"))["newest"]
+    state = _fleet_state()
+    outage = newest is not None and now - newest > outage_gap()
+    if outage:  # nobody reached the control plane for a while: its intake was down, not the fleet
+        _record_outage(state, newest, now)
+    fields: dict[str, Any] = {"last_seen": now, "healthy": True, "unhealthy_since": None,
+                              "invalidation_seq": invalidation_seq}
     if error is not None:
         fields["last_error"] = error
     if version != edge.applied_version:
@@ -62,6 +117,8 @@ def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int, error
         log.info("edge %s is healthy again", edge.name)
         # Its return may release invalidations and distributions waiting on it, or hold them.
         invalidations_check_complete()
+    if outage or state.checked_at is None or now - state.checked_at >= CHECK_EVERY:
+        fleet_check_health(now)
     return {
         "name": edge.name,
         "pop": edge.pop,
@@ -90,14 +147,32 @@ def edge_delete(*, edge: EdgeNode) -> None:
     invalidations_check_complete()
 
 
-def fleet_check_health() -> list[str]:
-    """Mark edges that missed their heartbeats unhealthy; return their names."""
-    cutoff = timezone.now() - timedelta(seconds=settings.CDN_HEARTBEAT_SECONDS * MISSED_HEARTBEATS)
-    stale = EdgeNode.objects.filter(healthy=True).filter(Q(last_seen__lt=cutoff) | Q(last_seen__isnull=True))
-    names = list(stale.values_list("name", flat=True))
-    if names:
-        EdgeNode.objects.filter(name__in=names).update(healthy=False)
-        log.warning("edges missed %s heartbeats and are now unhealthy: %s", MISSED_HEARTBEATS, ", ".join(names))
-        invalidations_check_complete()
-    return names
+def fleet_check_health(now: datetime | None = None) -> list[str]:
+    """Judge every edge by the heartbeat rule; return the names of those that just turned unhealthy.
 
+    Edges marked unhealthy for silence that turns out to be the control plane's own outage
+    are healthy again, from the moment the outage is known.
+    """
+    now = now or timezone.now()
+    state = _fleet_state()
+    if state.checked_at is not None and now - state.checked_at > outage_gap():
+        _record_outage(state, state.checked_at, now)  # the health check itself did not run: we were down
+    FleetState.objects.filter(id=1).update(checked_at=now)
+    threshold = heartbeat_threshold()
+    stale: list[str] = []
+    back: list[str] = []
+    for name, last_seen, healthy in EdgeNode.objects.values_list("name", "last_seen", "healthy"):
+        ok = last_seen is not None and silence(last_seen, now, state.outage_start, state.outage_end) <= threshold
+        if healthy and not ok:
+            stale.append(name)
+        elif ok and not healthy:
+            back.append(name)
+    if stale:
+        EdgeNode.objects.filter(name__in=stale).update(healthy=False, unhealthy_since=now)
+        log.warning("edges missed %s heartbeats and are now unhealthy: %s", MISSED_HEARTBEATS, ", ".join(stale))
+    if back:
+        EdgeNode.objects.filter(name__in=back).update(healthy=True, unhealthy_since=None)
+        log.info("edges are healthy again (their silence was the control plane's outage): %s", ", ".join(back))
+    if stale or back:
+        invalidations_check_complete()
+    return stale

@@ -1,5 +1,5 @@
 """Invalidations: created once per caller_reference, sent to the edges in `seq` order,
-completed when every healthy edge acknowledged them."""
+completed when every edge that must apply them acknowledged them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .. import selectors
 from ..models import Distribution, EdgeNode, Invalidation, InvalidationAck
 from .errors import Conflict
 from .publishing import run_hooks
@@ -79,18 +80,22 @@ def invalidation_ack(*, edge: EdgeNode, ids: Iterable[int]) -> int:
 
 
 def invalidations_check_complete(seqs: Iterable[int] | None = None) -> int:
-    """Complete every in-progress invalidation that all healthy edges acknowledged."""
-    healthy = list(EdgeNode.objects.filter(healthy=True).values_list("pk", flat=True))
+    """Complete every in-progress invalidation that all the edges that must apply it acknowledged.
+
+    The edges are those of `selectors.edges_serving` (the rule `Deployed` follows too) that
+    existed when it was made; with none, it is not complete.
+    """
+    serving = selectors.edges_serving()
     pending = Invalidation.objects.filter(status="InProgress")
     if seqs is not None:
         pending = pending.filter(seq__in=list(seqs))
-    done = {
-        inv.seq: inv.id for inv in pending.prefetch_related("acks")
-        if set(healthy) <= {ack.edge_id for ack in inv.acks.all()}
-    }
+    done = {}
+    for inv in pending.prefetch_related("acks"):
+        edges = selectors.invalidation_edges(inv, serving)
+        if edges and {edge.pk for edge in edges} <= {ack.edge_id for ack in inv.acks.all()}:
+            done[inv.seq] = inv.id
     completed = Invalidation.objects.filter(seq__in=list(done), status="InProgress").update(
         status="Completed", completed_at=timezone.now())
     if completed:
-        log.info("invalidation %s completed on every healthy edge", ", ".join(done.values()))
+        log.info("invalidation %s completed on every edge", ", ".join(done.values()))
     return completed
-

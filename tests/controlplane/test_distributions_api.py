@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_it_creates_a_whole_distribution_in_one_post_with_every_default_filled(created: dict[str, Any]) -> None:
     assert re.fullmatch(r"E[A-Z0-9]{13}", created["id"])
     assert created["domain_name"] == f"{created['id'].lower()}.cdn.localhost"
-    assert created["status"] == "Deployed"  # no edges yet: nothing to wait for
+    assert created["status"] == "InProgress" and created["deployment"]["edges_total"] == 0  # no edge has it
     assert created["aliases"] == ["www.example.test"]
     origin = created["origins"][0]
     assert origin["https_port"] == 443

@@ -122,13 +122,17 @@ def test_an_invalidation_completes_when_every_healthy_edge_acknowledged(
     assert invalidation.status == "Completed" and invalidation.completed_at is not None
 
 
-def test_an_unhealthy_edge_does_not_hold_an_invalidation_but_gets_it_when_it_returns(
+def test_an_edge_unhealthy_past_the_grace_period_does_not_hold_an_invalidation_but_gets_it_when_it_returns(
         fra: tuple[EdgeNode, str], iad: tuple[EdgeNode, str], created: dict[str, Any]) -> None:
     beat(fra[1]), beat(iad[1])
     EdgeNode.objects.filter(name="edge-iad").update(last_seen=timezone.now() - timedelta(seconds=16))
     assert services.fleet_check_health() == ["edge-iad"]
     invalidation, _ = services.invalidation_create(distribution=distribution_id_obj(created), user=None, paths=["/a"], tags=[], caller_reference=None)
     edge_client(fra[1]).post("/api/v1/edge/acks", {"invalidations": [invalidation.seq]}, format="json")
+    invalidation.refresh_from_db()
+    assert invalidation.status == "InProgress"  # unhealthy for less than the grace period: it still counts
+    EdgeNode.objects.filter(name="edge-iad").update(unhealthy_since=timezone.now() - timedelta(seconds=61))
+    services.invalidations_check_complete()
     invalidation.refresh_from_db()
     assert invalidation.status == "Completed"
     assert [i["paths"] for i in beat(iad[1])["invalidations"]] == [["/a"]]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from distributions import selectors, services, tasks
+from distributions import edge_client, selectors, services, tasks
 from distributions.models import Distribution, EdgeNode, Invalidation
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +30,8 @@ class StubEdge:
         self.bad_signatures = 0
         self.nonces: set[str] = set()
         self.refuse_with = refuse_with
+        self.hold = threading.Event()  # cleared: the edge hangs on every request, like a stopped process
+        self.hold.set()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +47,7 @@ class StubEdge:
                 self.wfile.write(data)
 
             def _handle(self) -> None:
+                stub.hold.wait(30)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ts = self.headers.get("X-Edge-Timestamp", "")
                 nonce = self.headers.get("X-Edge-Nonce", "")
@@ -73,6 +76,7 @@ class StubEdge:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -171,3 +175,18 @@ def test_the_fleet_tick_repushes_what_an_edge_missed(created: dict[str, Any], ed
         assert stub.version == edge.applied_version >= 1
         assert ("POST", "/invalidations") in [(m, p) for m, p, _ in stub.received]
     assert Invalidation.objects.get(pk=invalidation.pk).status == "Completed"
+
+
+def test_a_hung_edge_does_not_delay_what_the_others_are_recorded_as_running(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]], monkeypatch: pytest.MonkeyPatch) -> None:
+    (hung_edge, hung), (_, fast) = edges
+    hung.hold.clear()
+    monkeypatch.setattr(edge_client, "PUSH_DEADLINE", 0.5)
+    recorded: list[tuple[str, str, bool]] = []
+    applied, failed = services.edge_applied, services.edge_push_failed
+    monkeypatch.setattr(services, "edge_applied", lambda **kw: (recorded.append(("applied", kw["edge_name"], hung.hold.is_set())), applied(**kw)))
+    monkeypatch.setattr(services, "edge_push_failed", lambda **kw: (recorded.append(("failed", kw["edge_name"], hung.hold.is_set())), failed(**kw)))
+    results = tasks.push_config()
+    assert recorded == [("applied", "edge-iad", False), ("failed", "edge-fra", False)]  # iad first, fra still hung
+    assert results == {"edge-iad": 200, "edge-fra": 0} and fast.version >= 1
+    assert "deadline" in EdgeNode.objects.get(pk=hung_edge.pk).last_error

@@ -51,7 +51,8 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, in
 
 
 class Cluster:
-    def __init__(self, state: Path, heartbeat_seconds: int = 1, broker_url: str | None = None) -> None:
+    def __init__(self, state: Path, heartbeat_seconds: int = 1, broker_url: str | None = None,
+                 unhealthy_grace_seconds: int = 5) -> None:
         self.state = state
         self.var = state / "var"
         self.var.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,8 @@ class Cluster:
         self.web_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
         self.env.update(DEBUG="true", CDN_VAR_DIR=str(self.var), CDN_HEARTBEAT_SECONDS=str(heartbeat_seconds),
-                        CDN_FLEET_TICK_SECONDS="1", PYTHONUNBUFFERED="1")
+                        CDN_FLEET_TICK_SECONDS="1", CDN_UNHEALTHY_GRACE_SECONDS=str(unhealthy_grace_seconds),
+                        PYTHONUNBUFFERED="1")
         self._pg_db: str | None = None
         self._setup_database()
         self._setup_broker(broker_url)

@@ -92,7 +92,9 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restored]:
     state = tmp_path_factory.mktemp("backup")
     backups = state / "backups"
     backups.mkdir()
-    original = Cluster(state / "original")
+    # A grace period longer than the test: the registered edge, never started before the backup,
+    # counts in each distribution's `deployment` the same before and after the restore.
+    original = Cluster(state / "original", unhealthy_grace_seconds=600)
     restored: Cluster | None = None
     try:
         original.manage("migrate", "--noinput")
@@ -111,7 +113,7 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restored]:
         backup(original, backups)  # online: the control plane is still running
         original.stop("web")
 
-        restored = Cluster(state / "restored")
+        restored = Cluster(state / "restored", unhealthy_grace_seconds=600)
         restore(restored, backups)
         migrate_output = restored.manage("migrate", "--noinput")
         restored.token = original.token

@@ -523,3 +523,19 @@ def test_an_edge_catches_up_before_serving_and_reports_exact_stats_across_a_rest
         metrics = httpx.get(edge.admin_url + "/metrics").text
         assert "edge_control_plane_connected 1" in metrics
         assert "edge_stats_buffer_reports " in metrics and "edge_stats_dropped_reports_total 0" in metrics
+
+
+def test_a_failing_link_never_waits_longer_than_one_heartbeat_interval_and_resets_on_success(tmp_path: Path) -> None:
+    """Edges must be back within one interval of the control plane's return, inside the
+    three missed heartbeats that make an edge unhealthy, however long the outage was."""
+    agent = make_agent(tmp_path)
+    link = ControlPlaneLink(agent, "http://127.0.0.1:9", TOKEN, heartbeat_interval=5.0)
+    try:
+        for failures in (1, 2, 5, 50):
+            link.failures = failures
+            assert all(0 < link.next_delay() <= 5.0 for _ in range(20))
+        link.failures = 0
+        assert link.next_delay() == 5.0
+    finally:
+        asyncio.run(link.client.aclose())
+        agent.store.close()
