@@ -109,3 +109,11 @@ def test_only_staff_see_an_edges_admin_url_and_last_error(api: APIClient, staff_
     assert "url" not in seen and "last_error" not in seen and seen["name"] == "edge-fra"
     [shown] = staff_api.get("/api/v1/edges/").json()["results"]
     assert shown["url"] == "http://127.0.0.1:9081" and shown["last_error"] == "refused: bad document"
+
+
+def test_a_url_that_matches_no_api_route_is_a_json_404(api: APIClient) -> None:
+    """Found by schemathesis: a config version that is not a number matched no route and got Django's HTML page."""
+    response = api.get("/api/v1/config-versions/%C2%84/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    assert APIClient().get("/no-such-page/").status_code == 404  # outside the API, still Django's own page
+
