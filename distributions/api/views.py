@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from .. import selectors, services
+from .. import rules, selectors, services
 from ..models import CachePolicy, ConfigVersion, Distribution, OriginRequestPolicy
 from .errors import PreconditionFailed, PreconditionRequired
 from .serializers import (
@@ -221,7 +221,8 @@ class OriginRequestPolicyViewSet(_PolicyViewSet):
         return selectors.origin_request_policy_list(self.request.user).select_related("owner")
 
 
-@extend_schema(parameters=[OpenApiParameter("distribution_id", str, OpenApiParameter.PATH)])
+@extend_schema(parameters=[OpenApiParameter("distribution_id", str, OpenApiParameter.PATH,
+                                            pattern=f"^{DistributionViewSet.lookup_value_regex}$")])
 class InvalidationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           viewsets.GenericViewSet):
     """Invalidations of one distribution, by path (`*` wildcards) and by tag (Surrogate-Key)."""
@@ -261,6 +262,7 @@ class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewset
 
     serializer_class = EdgeNodeSerializer
     lookup_field = "name"
+    lookup_value_regex = rules.EDGE_NAME.pattern.strip("^$")  # a name that cannot be an edge's is no route (404)
     permission_classes = [permissions.IsAuthenticated, IsStaffToChange]
 
     def get_queryset(self) -> Any:
