@@ -25,6 +25,7 @@ from rest_framework.settings import api_settings
 from .. import rules, selectors, services
 from ..models import CachePolicy, ConfigVersion, Distribution, OriginRequestPolicy
 from .errors import PreconditionFailed, PreconditionRequired
+from .schema import ConflictSerializer, ErrorSerializer
 from .serializers import (
     CachePolicySerializer,
     ConfigVersionSerializer,
@@ -38,8 +39,8 @@ from .serializers import (
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
                             description="The ETag from the last read; 428 without it, 412 when stale.")
 ETAG_ERRORS = {
-    412: OpenApiResponse(description="If-Match does not match the current ETag"),
-    428: OpenApiResponse(description="If-Match header missing"),
+    412: OpenApiResponse(ErrorSerializer, description="If-Match does not match the current ETag"),
+    428: OpenApiResponse(ErrorSerializer, description="If-Match header missing"),
 }
 
 
@@ -111,7 +112,8 @@ def stats_answer(request: Request, distribution_ids: list[str]) -> Response:
     update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
     partial_update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
     destroy=extend_schema(parameters=[IF_MATCH], responses={
-        204: None, 409: OpenApiResponse(description="the distribution is enabled: disable it first"), **ETAG_ERRORS}),
+        204: None, 409: OpenApiResponse(ConflictSerializer, description="the distribution is enabled: disable it first"),
+        **ETAG_ERRORS}),
 )
 class DistributionViewSet(viewsets.ModelViewSet):
     """CloudFront-style distributions: origins, origin groups and ordered cache behaviors inline."""
@@ -239,7 +241,8 @@ class InvalidationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins
         return selectors.invalidation_list(self.get_distribution())
 
     @extend_schema(responses={201: InvalidationSerializer, 200: InvalidationSerializer,
-                              409: OpenApiResponse(description="caller_reference reused with another batch")})
+                              409: OpenApiResponse(ConflictSerializer,
+                                                   description="caller_reference reused with another batch")})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         distribution = self.get_distribution()
         serializer = self.get_serializer(data=request.data)
@@ -286,6 +289,8 @@ class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = "[0-9]+"
     queryset = ConfigVersion.objects.select_related("created_by").order_by("-version")
 
+    @extend_schema(responses={200: ConfigVersionSerializer,
+                              404: OpenApiResponse(ErrorSerializer, description="no config version yet")})
     @action(detail=False, methods=["get"])
     def latest(self, request: Request) -> Response:
         latest = selectors.config_version_latest()
