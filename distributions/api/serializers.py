@@ -132,6 +132,8 @@ class PolicyRefField(serializers.Field):
     def to_internal_value(self, data: Any) -> CachePolicy | OriginRequestPolicy:
         if not isinstance(data, str) or not data:
             raise serializers.ValidationError("give a policy id or the name of a managed policy")
+        if "\x00" in data:  # no name holds one, and PostgreSQL cannot even compare it
+            raise serializers.ValidationError("Null characters are not allowed.")
         user = self.context["request"].user
         lister = selectors.cache_policy_list if self.model is CachePolicy else selectors.origin_request_policy_list
         qs = lister(user)

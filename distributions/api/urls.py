@@ -1,10 +1,31 @@
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import edge_views, request_views, views
+
+
+class DistributionIdConverter:
+    """Only what can be a distribution id reaches a view; anything else (a NUL byte, which
+    PostgreSQL cannot even compare) is the API's JSON 404 for a URL that matches no route."""
+
+    regex = views.DistributionViewSet.lookup_value_regex
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class InvalidationIdConverter(DistributionIdConverter):
+    regex = "I[A-Z0-9]{13}"  # models.new_invalidation_id
+
+
+register_converter(DistributionIdConverter, "distribution_id")
+register_converter(InvalidationIdConverter, "invalidation_id")
 
 router = DefaultRouter()
 router.register("distributions", views.DistributionViewSet, basename="distribution")
@@ -26,9 +47,10 @@ urlpatterns = [
     path("edge/stats", edge_views.StatsView.as_view(), name="edge-stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.DocsView.as_view(url_name="schema"), name="docs"),
-    path("distributions/<str:distribution_id>/invalidations/", invalidations, name="invalidation-list"),
-    path("distributions/<str:distribution_id>/requests/", request_views.RecentRequestsView.as_view(),
+    path("distributions/<distribution_id:distribution_id>/invalidations/", invalidations, name="invalidation-list"),
+    path("distributions/<distribution_id:distribution_id>/requests/", request_views.RecentRequestsView.as_view(),
          name="distribution-requests"),
-    path("distributions/<str:distribution_id>/invalidations/<str:id>/", invalidation, name="invalidation-detail"),
+    path("distributions/<distribution_id:distribution_id>/invalidations/<invalidation_id:id>/", invalidation,
+         name="invalidation-detail"),
     path("", include(router.urls)),
 ]

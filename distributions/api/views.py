@@ -22,9 +22,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from cdncontract.names import EDGE_NAME
+
 from .. import selectors, services
 from ..models import CachePolicy, ConfigVersion, Distribution, EdgeNode, OriginRequestPolicy
 from .errors import PreconditionFailed, PreconditionRequired
+from .schema import ConflictSerializer, ErrorSerializer
 from .serializers import (
     CachePolicySerializer,
     ConfigVersionSerializer,
@@ -39,8 +42,8 @@ from .serializers import (
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
                             description="The ETag from the last read; 428 without it, 412 when stale.")
 ETAG_ERRORS = {
-    412: OpenApiResponse(description="If-Match does not match the current ETag"),
-    428: OpenApiResponse(description="If-Match header missing"),
+    412: OpenApiResponse(ErrorSerializer, description="If-Match does not match the current ETag"),
+    428: OpenApiResponse(ErrorSerializer, description="If-Match header missing"),
 }
 
 
@@ -112,7 +115,8 @@ def stats_answer(request: Request, distribution_ids: list[str]) -> Response:
     update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
     partial_update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
     destroy=extend_schema(parameters=[IF_MATCH], responses={
-        204: None, 409: OpenApiResponse(description="the distribution is enabled: disable it first"), **ETAG_ERRORS}),
+        204: None, 409: OpenApiResponse(ConflictSerializer, description="the distribution is enabled: disable it first"),
+        **ETAG_ERRORS}),
 )
 class DistributionViewSet(viewsets.ModelViewSet):
     """CloudFront-style distributions: origins, origin groups and ordered cache behaviors inline."""
@@ -215,7 +219,8 @@ class OriginRequestPolicyViewSet(_PolicyViewSet):
         return selectors.origin_request_policy_list(self.request.user).select_related("owner")
 
 
-@extend_schema(parameters=[OpenApiParameter("distribution_id", str, OpenApiParameter.PATH)])
+@extend_schema(parameters=[OpenApiParameter("distribution_id", str, OpenApiParameter.PATH,
+                                            pattern=f"^{DistributionViewSet.lookup_value_regex}$")])
 class InvalidationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           viewsets.GenericViewSet):
     """Invalidations of one distribution, by path (`*` wildcards) and by tag (Surrogate-Key)."""
@@ -232,7 +237,8 @@ class InvalidationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins
         return selectors.invalidation_list(self.get_distribution())
 
     @extend_schema(responses={201: InvalidationSerializer, 200: InvalidationSerializer,
-                              409: OpenApiResponse(description="caller_reference reused with another batch")})
+                              409: OpenApiResponse(ConflictSerializer,
+                                                   description="caller_reference reused with another batch")})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         distribution = self.get_distribution()
         serializer = self.get_serializer(data=request.data)
@@ -255,6 +261,7 @@ class EdgeNodeViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewset
 
     serializer_class = EdgeNodeSerializer
     lookup_field = "name"
+    lookup_value_regex = EDGE_NAME.pattern.strip("^$")  # a name that cannot be an edge's is no route (404)
     permission_classes = [permissions.IsAuthenticated, IsStaffToChange]
 
     @extend_schema(request=EdgeUpdateSerializer, responses={200: EdgeNodeSerializer})
@@ -290,6 +297,8 @@ class ConfigVersionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = "[0-9]+"
     queryset = ConfigVersion.objects.select_related("created_by").order_by("-version")
 
+    @extend_schema(responses={200: ConfigVersionSerializer,
+                              404: OpenApiResponse(ErrorSerializer, description="no config version yet")})
     @action(detail=False, methods=["get"])
     def latest(self, request: Request) -> Response:
         latest = selectors.config_version_latest()

@@ -11,6 +11,7 @@ from distributions import services
 from distributions.models import EdgeNode, TrafficStat
 from cdncontract.limits import MAX_JSON_DEPTH
 
+from .conftest import minimal
 from .test_fleet_api import edge_client, report
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +110,31 @@ def test_only_staff_see_an_edges_admin_url_and_last_error(api: APIClient, staff_
     assert "url" not in seen and "last_error" not in seen and seen["name"] == "edge-fra"
     [shown] = staff_api.get("/api/v1/edges/").json()["results"]
     assert shown["url"] == "http://127.0.0.1:9081" and shown["last_error"] == "refused: bad document"
+
+
+def test_a_url_that_matches_no_api_route_is_a_json_404(api: APIClient) -> None:
+    """Found by schemathesis: a config version that is not a number matched no route and got Django's HTML page."""
+    response = api.get("/api/v1/config-versions/%C2%84/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    assert APIClient().get("/no-such-page/").status_code == 404  # outside the API, still Django's own page
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/edges/%00/",
+    "/api/v1/distributions/%00/invalidations/",
+    "/api/v1/distributions/%00/requests/",
+    "/api/v1/distributions/{id}/invalidations/%00/",
+])
+def test_a_nul_byte_in_a_path_parameter_is_a_404(staff_api: APIClient, created: dict[str, Any], path: str) -> None:
+    """Found by schemathesis on PostgreSQL, which cannot compare a text column with a NUL: it was a 500."""
+    response = staff_api.get(path.format(id=created["id"]))
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+def test_a_nul_byte_in_a_policy_reference_is_a_400_naming_the_behavior(api: APIClient) -> None:
+    """Found by schemathesis on PostgreSQL: the name lookup of `cache_policy` reached the database and was a 500."""
+    body = minimal()
+    body["cache_behaviors"][1]["cache_policy"] = "Caching\x00Optimized"
+    response = api.post("/api/v1/distributions/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["cache_behaviors"]["1"]["cache_policy"] == ["Null characters are not allowed."]

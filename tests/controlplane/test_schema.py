@@ -100,3 +100,31 @@ def test_the_schema_answers_a_logged_out_client_with_a_readable_401(db: Any) -> 
     response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 401
     assert response.json()["detail"] == "Authentication credentials were not provided."
+
+
+def test_the_schema_documents_the_errors_each_operation_can_answer(api: APIClient) -> None:
+    paths = schema_of(api)["paths"]
+    responses = {(path, method): sorted(operation["responses"]) for path, operations in paths.items()
+                 for method, operation in operations.items()}
+    assert responses[("/api/v1/auth/token/", "post")] == ["200", "400", "415"]  # no credentials to refuse
+    assert responses[("/api/v1/distributions/{id}/", "patch")] == ["200", "400", "401", "403", "404", "409", "412",
+                                                                  "415", "428"]
+    assert responses[("/api/v1/distributions/{id}/", "get")] == ["200", "401", "404"]
+    assert responses[("/api/v1/distributions/", "get")] == ["200", "401", "404"]  # ?page= past the end
+    assert responses[("/api/v1/stats/", "get")] == ["200", "400", "401"]
+    assert responses[("/api/v1/config-versions/latest/", "get")] == ["200", "401", "403", "404"]
+    assert responses[("/api/v1/edges/{name}/", "delete")] == ["204", "401", "403", "404", "409"]
+    error = paths["/api/v1/distributions/{id}/"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/Error"}
+
+
+def test_request_bodies_are_documented_as_json_only(api: APIClient) -> None:
+    """A form cannot carry a distribution's nested origins and behaviors, so the schema offers JSON alone."""
+    bodies = [operation["requestBody"] for operations in schema_of(api)["paths"].values()
+              for operation in operations.values() if "requestBody" in operation]
+    assert bodies and all(list(body["content"]) == ["application/json"] for body in bodies)
+
+
+def test_a_config_version_before_any_is_published_is_a_documented_404(staff_api: APIClient) -> None:
+    response = staff_api.get("/api/v1/config-versions/latest/")
+    assert response.status_code == 404 and "detail" in response.json()
