@@ -39,7 +39,9 @@ from bench import servers as srv
 
 RESULTS = srv.ROOT / "bench" / "results"
 REQUIRED_TOOLS = {"nginx": "nginx", "varnishd": "varnish", "wrk": "wrk"}
-SERVER_ORDER = ("edge", "edge-log-off", "nginx", "varnish")
+SERVER_ORDER = ("edge", "edge-log-off", "baseline", "baseline-log-off", "nginx", "varnish")
+DEFAULT_SERVERS = ("edge", "edge-log-off", "nginx", "varnish")
+BASELINE = ("baseline", "baseline-log-off")  # only with --baseline DIR
 CONNECTIONS = 64
 
 
@@ -387,6 +389,26 @@ def access_log_rows(summary: dict[tuple[str, str], Summary]) -> list[str]:
             "|---|---:|---:|---:|", *rows]
 
 
+def baseline_rows(summary: dict[tuple[str, str], Summary]) -> list[str]:
+    """The edge against the baseline checkout's edge, log on and off, per case (--baseline)."""
+    rows = []
+    for case in CASES:
+        for edge, base in (("edge", "baseline"), ("edge-log-off", "baseline-log-off")):
+            now, before = summary.get((edge, case.name)), summary.get((base, case.name))
+            if now is None or before is None or not before.cpu_us_per_req or not before.rps:
+                continue
+            rows.append(
+                f"| {case.name} | {edge} | {before.cpu_us_per_req:.1f} | {now.cpu_us_per_req:.1f} | "
+                f"{100 * (now.cpu_us_per_req / before.cpu_us_per_req - 1):+.1f} % | {before.rps:,.0f} | {now.rps:,.0f} | "
+                f"{100 * (now.rps / before.rps - 1):+.1f} % |"
+            )
+    if not rows:
+        return []
+    return ["", "## Change against the baseline (--baseline)", "",
+            "| case | server | CPU µs/req, baseline | CPU µs/req, now | CPU | req/s, baseline | req/s, now | req/s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|", *rows]
+
+
 def render(
     summary: dict[tuple[str, str], Summary],
     servers: dict[str, srv.Server],
@@ -427,6 +449,7 @@ def render(
             )
     lines += ["", "## Targets (edge)", "", "| target | measured | met |", "|---|---|---|", *target_rows(summary)]
     lines += access_log_rows(summary)
+    lines += baseline_rows(summary)
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
@@ -435,10 +458,14 @@ def render(
 # ---- Main ----
 
 
-def start_servers(names: list[str], workdir: Path, origin_port: int, notes: list[str]) -> dict[str, srv.Server]:
+def start_servers(
+    names: list[str], workdir: Path, origin_port: int, notes: list[str], baseline: Path | None = None
+) -> dict[str, srv.Server]:
     starters: dict[str, Callable[[Path, int], srv.Server]] = {
         "edge": srv.start_edge,
         "edge-log-off": functools.partial(srv.start_edge, access_log=False),
+        "baseline": functools.partial(srv.start_edge, root=baseline),
+        "baseline-log-off": functools.partial(srv.start_edge, access_log=False, root=baseline),
         "nginx": srv.start_nginx,
         "varnish": srv.start_varnish,
     }
@@ -467,17 +494,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke mode: 1 run of 2 s per server per case")
     parser.add_argument("--runs", type=int, help="runs per server per case (default 3, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per run (default 10, quick 2)")
-    parser.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated subset of " + ",".join(SERVER_ORDER))
+    parser.add_argument("--servers", help="comma-separated subset of " + ",".join(SERVER_ORDER)
+                        + " (default: " + ",".join(DEFAULT_SERVERS) + ", plus the baseline's two with --baseline)")
+    parser.add_argument("--baseline", type=Path, help="also run the edge of this checkout (e.g. a git worktree of the "
+                        "commit before a change), interleaved with the others: 'Change against the baseline' compares them")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--profile", action="store_true", help="afterwards, sample the edge with py-spy under load (results/profile-edge.md)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
     warmup = 1.0
-    names = [n for n in args.servers.split(",") if n]
+    default = DEFAULT_SERVERS + (BASELINE if args.baseline else ())
+    names = [n for n in (args.servers or ",".join(default)).split(",") if n]
     unknown = set(names) - set(SERVER_ORDER)
     if unknown:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    if set(names) & set(BASELINE) and args.baseline is None:
+        parser.error("the baseline servers need --baseline DIR")
+    if args.baseline is not None and not (args.baseline / "edgeagent" / "__main__.py").exists():
+        parser.error(f"--baseline {args.baseline}: no edgeagent/ there")
 
     terminate_on_sigterm()
     ensure_tools()
@@ -490,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     dead: set[str] = set()
     try:
         origin = srv.start_origin(workdir)
-        servers = start_servers(names, workdir, origin.port, notes)
+        servers = start_servers(names, workdir, origin.port, notes, args.baseline)
         for server in servers.values():
             notes += check_caching(server)
         for run in range(1, runs + 1):

@@ -341,9 +341,18 @@ def edge_document(origin_port: int) -> dict[str, object]:
     }
 
 
-def start_edge(workdir: Path, origin_port: int, access_log: bool = True) -> Server:
-    """The edge as an operator runs it (access log on, its default), or with `--access-log off`."""
-    name = "edge" if access_log else "edge-log-off"
+def _commit(root: Path) -> str:
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def start_edge(workdir: Path, origin_port: int, access_log: bool = True, root: Path | None = None) -> Server:
+    """The edge as an operator runs it (access log on, its default), or with `--access-log off`.
+
+    `root` runs the edge of another checkout instead (`bench.run --baseline`): the same
+    agent, config and flags from the code before a change, measured in the same run.
+    """
+    name = ("edge" if root is None else "baseline") + ("" if access_log else "-log-off")
     home = workdir / name
     home.mkdir()
     port, admin_port = free_port(), free_port()
@@ -358,8 +367,10 @@ def start_edge(workdir: Path, origin_port: int, access_log: bool = True) -> Serv
     ]
     if not access_log:
         argv += ["--access-log", "off"]
-    proc = spawn(argv, log, cwd=ROOT)
+    proc = spawn(argv, log, cwd=ROOT if root is None else root)
     describe = "python -m edgeagent, 1 process, " + ("access log on (default)" if access_log else "--access-log off")
+    if root is not None:
+        describe += f", from {root} (commit {_commit(root)})"
     server = Server(name, port, proc, log, describe, {"config.json": document, "argv": " ".join(argv[1:])})
     wait_until_ready(server, "/bench/1k")
     return server
