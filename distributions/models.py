@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from cdncontract import names, s3
+from cdncontract import http, names, s3
 from cdncontract.errors import ContractError
 from cdncontract.stats import COUNTER_NAMES as COUNTERS  # the counter columns of TrafficStat, re-exported
 from cdncontract.stats import LATENCY_BOUNDS_MS
@@ -78,15 +78,9 @@ class ViewerProtocolPolicy(models.TextChoices):
     HTTPS_ONLY = "https-only"
 
 
-class AllowedMethods(models.TextChoices):
-    GET_HEAD = "GET_HEAD"
-    GET_HEAD_OPTIONS = "GET_HEAD_OPTIONS"
-    ALL = "ALL"
-
-
-class CachedMethods(models.TextChoices):
-    GET_HEAD = "GET_HEAD"
-    GET_HEAD_OPTIONS = "GET_HEAD_OPTIONS"
+# The method lists a behavior can name, from the contract the edge reads them with.
+AllowedMethods = models.TextChoices("AllowedMethods", [(n, n) for n in http.ALLOWED_METHOD_LISTS])
+CachedMethods = models.TextChoices("CachedMethods", [(n, n) for n in http.CACHED_METHOD_LISTS])
 
 
 class ListBehavior(models.TextChoices):
