@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             idle = measure_idle_cpu(cluster, idle_seconds)
             problems = log_problems(cluster)
         except BaseException:
-            for name in list(cluster.processes):
-                sys.stderr.write(f"---- {name} ----\n{cluster.log(name)}\n")
+            sys.stderr.write(cluster.logs())
             raise
         finally:
             cluster.close()

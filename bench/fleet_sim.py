@@ -312,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster.start_controlplane()
             result = asyncio.run(run(args, cluster))
         except BaseException:
-            for name in list(cluster.processes):
-                sys.stderr.write(f"---- {name} ----\n{cluster.log(name)}\n")
+            sys.stderr.write(cluster.logs())
             raise
         finally:
             cluster.close()

@@ -142,6 +142,10 @@ class Cluster:
         path = self.state / f"{name}.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
+    def logs(self) -> str:
+        """The tail of every process's log, for the report of a failed run."""
+        return "".join(f"---- {name} ----\n{self.log(name)}\n" for name in list(self.processes))
+
     def start_controlplane(self) -> None:
         self.manage("migrate", "--noinput")
         self.token = json.loads(self.manage("cdn_bootstrap").strip().splitlines()[-1])["token"]

@@ -26,8 +26,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             made.start_edge(name)
         yield made
     except BaseException:
-        for name in list(made.processes):
-            print(f"---- {name} ----\n{made.log(name)}")
+        print(made.logs())
         raise
     finally:
         made.close()

@@ -33,8 +33,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         wait_for("both edges healthy", lambda: all(e["healthy"] for e in made.api("GET", "/edges/").json()["results"]))
         yield made
     except BaseException:
-        for name in list(made.processes):
-            print(f"---- {name} ----\n{made.log(name)}")
+        print(made.logs())
         raise
     finally:
         made.close()
