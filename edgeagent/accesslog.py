@@ -101,14 +101,12 @@ class AccessLog:
         max_files: int,
         buffer_records: int,
         cookies: bool = False,
-        trust_forwarded_proto: bool = False,
     ) -> None:
         self.path = path
         self.pop = pop
         self.max_bytes = max(1, max_bytes)
         self.max_files = max(1, max_files)
         self.cookies = cookies
-        self.trust_forwarded_proto = trust_forwarded_proto
         self.batch: list[Line] = []  # event loop only
         # Encoded batches with their line counts: appended by the event loop, popped by the writer.
         self._queue: deque[tuple[bytes, int]] = deque()

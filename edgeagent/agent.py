@@ -84,7 +84,6 @@ class Agent:
             self.access_log = AccessLog(
                 settings.access_log, settings.pop, settings.access_log_max_bytes,
                 settings.access_log_files, settings.access_log_buffer, settings.access_log_cookies,
-                settings.trust_forwarded_proto,
             )  # fmt: skip
         self.proxy = Proxy(
             self.running, self.store, self.metrics, self.stats, self.origins, settings, self.access_log
