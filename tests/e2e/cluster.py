@@ -17,7 +17,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -200,3 +201,22 @@ class Cluster:
         port = self.edge_ports[edge][0]
         headers = {"Host": host, **kwargs.pop("headers", {})}
         return httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=30, **kwargs)
+
+
+@contextmanager
+def running_cluster(state: Path, edges: tuple[str, ...], **options: Any) -> Iterator[Cluster]:
+    """A control plane, the demo origin and `edges` registered and started; every process's
+    log printed when the block fails, everything stopped after it."""
+    made = Cluster(state, **options)
+    try:
+        made.start_controlplane()
+        made.start_origin()
+        for name in edges:
+            made.register_edge(name, name[-3:])
+            made.start_edge(name)
+        yield made
+    except BaseException:
+        print(made.logs())
+        raise
+    finally:
+        made.close()

@@ -10,26 +10,15 @@ from typing import Any
 
 import pytest
 
-from .cluster import Cluster, wait_for
+from .cluster import Cluster, running_cluster, wait_for
 
 EDGES = ("edge-fra", "edge-iad")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    made = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        made.start_controlplane()
-        made.start_origin()
-        for name in EDGES:
-            made.register_edge(name, name[-3:])
-            made.start_edge(name)
+    with running_cluster(tmp_path_factory.mktemp("cluster"), EDGES) as made:
         yield made
-    except BaseException:
-        print(made.logs())
-        raise
-    finally:
-        made.close()
 
 
 def distribution_body(origin_port: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .cluster import Cluster, wait_for
+from .cluster import Cluster, running_cluster, wait_for
 from .test_fleet_end_to_end import distribution_body
 
 EDGES = ("edge-fra", "edge-iad")
@@ -23,20 +23,9 @@ HUNG = "edge-iad"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # A grace period longer than any hang here: a stopped edge keeps counting throughout.
-    made = Cluster(tmp_path_factory.mktemp("faults"), unhealthy_grace_seconds=120)
-    try:
-        made.start_controlplane()
-        made.start_origin()
-        for name in EDGES:
-            made.register_edge(name, name[-3:])
-            made.start_edge(name)
+    with running_cluster(tmp_path_factory.mktemp("faults"), EDGES, unhealthy_grace_seconds=120) as made:
         wait_for("both edges healthy", lambda: all(e["healthy"] for e in made.api("GET", "/edges/").json()["results"]))
         yield made
-    except BaseException:
-        print(made.logs())
-        raise
-    finally:
-        made.close()
 
 
 def edge_version(cluster: Cluster, name: str) -> int:
