@@ -78,9 +78,9 @@ class Measurement:
 # ---- Tools ----
 
 
-def ensure_tools() -> None:
-    """Install nginx, Varnish and wrk when missing; the distribution's packages are enough."""
-    missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool) and not Path("/usr/sbin", tool).exists()})
+def ensure_tools(tools: dict[str, str] = REQUIRED_TOOLS) -> None:
+    """Install the Debian packages of the tools missing (by default nginx, Varnish and wrk)."""
+    missing = sorted({pkg for tool, pkg in tools.items() if not shutil.which(tool) and not Path("/usr/sbin", tool).exists()})
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -498,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                         + " (default: " + ",".join(DEFAULT_SERVERS) + ", plus the baseline's two with --baseline)")
     parser.add_argument("--baseline", type=Path, help="also run the edge of this checkout (e.g. a git worktree of the "
                         "commit before a change), interleaved with the others: 'Change against the baseline' compares them")
+    parser.add_argument("--cases", help="comma-separated subset of the cases' paths (default: all of "
+                        + ",".join(c.path for c in CASES) + ")")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--profile", action="store_true", help="afterwards, sample the edge with py-spy under load (results/profile-edge.md)")
     args = parser.parse_args(argv)
@@ -511,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
     if set(names) & set(BASELINE) and args.baseline is None:
         parser.error("the baseline servers need --baseline DIR")
+    wanted = set(args.cases.split(",")) if args.cases else {c.path for c in CASES}
+    if wanted - {c.path for c in CASES}:
+        parser.error(f"unknown case(s): {', '.join(sorted(wanted - {c.path for c in CASES}))}")
+    cases = tuple(c for c in CASES if c.path in wanted)
     if args.baseline is not None and not (args.baseline / "edgeagent" / "__main__.py").exists():
         parser.error(f"--baseline {args.baseline}: no edgeagent/ there")
 
@@ -529,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers.values():
             notes += check_caching(server)
         for run in range(1, runs + 1):
-            for case in CASES:
+            for case in cases:
                 for name in SERVER_ORDER:
                     target = servers.get(name)
                     if target is None or name in dead:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -346,11 +347,15 @@ def _commit(root: Path) -> str:
     return done.stdout.strip() or "unknown"
 
 
-def start_edge(workdir: Path, origin_port: int, access_log: bool = True, root: Path | None = None) -> Server:
+def start_edge(
+    workdir: Path, origin_port: int, access_log: bool = True, root: Path | None = None,
+    prefix: Sequence[str] = (), ready_timeout: float = 30.0,
+) -> Server:
     """The edge as an operator runs it (access log on, its default), or with `--access-log off`.
 
     `root` runs the edge of another checkout instead (`bench.run --baseline`): the same
     agent, config and flags from the code before a change, measured in the same run.
+    `prefix` runs it under another program (bench.instructions: Valgrind).
     """
     name = ("edge" if root is None else "baseline") + ("" if access_log else "-log-off")
     home = workdir / name
@@ -367,12 +372,12 @@ def start_edge(workdir: Path, origin_port: int, access_log: bool = True, root: P
     ]
     if not access_log:
         argv += ["--access-log", "off"]
-    proc = spawn(argv, log, cwd=ROOT if root is None else root)
+    proc = spawn([*prefix, *argv], log, cwd=ROOT if root is None else root)
     describe = "python -m edgeagent, 1 process, " + ("access log on (default)" if access_log else "--access-log off")
     if root is not None:
         describe += f", from {root} (commit {_commit(root)})"
     server = Server(name, port, proc, log, describe, {"config.json": document, "argv": " ".join(argv[1:])})
-    wait_until_ready(server, "/bench/1k")
+    wait_until_ready(server, "/bench/1k", ready_timeout)
     return server
 
 
