@@ -7,6 +7,14 @@ framing headers, Host, Cache-Control, the conditional and range headers, Via, X-
 X-Edge-*, X-Real-IP) and adds what this edge owns itself: Authorization and the X-Amz-*
 signing headers (S3 request signing), Accept-Encoding (compression), the X-Forwarded-*
 headers and X-Request-Id, X-Cache and X-Edge-Location.
+
+What reaches the origin from the viewer is a rule of both halves too (docs/caching.md,
+"What reaches the origin"): `NEVER_FORWARDED` headers never do, whatever the policies say;
+`KEY_ONLY` headers do only when the cache policy puts them in the cache key (or the request
+is not answered through the cache), because a response that depends on them must never be
+stored under a key that ignores them. An origin request policy's allowlist may name neither
+(`check_origin_request_header`: CloudFront answers 400 to a policy naming Authorization);
+`all` and `denylist` policies skip them silently.
 """
 
 from __future__ import annotations
@@ -33,6 +41,48 @@ RESERVED_ORIGIN_HEADERS = HOP_BY_HOP | frozenset({
     "x-cache", "x-edge-location",
 })
 RESERVED_ORIGIN_PREFIXES = ("x-edge-", "x-amz-")
+
+# Viewer headers that never reach the origin: hop-by-hop ones, those the edge sets itself
+# on origin requests (Host, framing, Via, X-Forwarded-For/-Proto, the normalised
+# Accept-Encoding, conditionals and Range, whose origin values are the cache's own), the
+# ones CloudFront removes (Expect, X-Real-IP, X-Edge-*, X-HTTP-Method-Override) and the
+# other method-override spellings: a cached GET must never turn into a DELETE at the
+# origin. Cookie has its own policy block.
+NEVER_FORWARDED = HOP_BY_HOP | frozenset({
+    "host", "content-length", "expect", "via", "x-forwarded-for", "x-forwarded-proto", "x-real-ip",
+    "accept-encoding", "cookie", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
+    "if-range", "range", "request-range", "x-http-method-override", "x-http-method", "x-method-override",
+})
+NEVER_FORWARDED_PREFIXES = ("x-edge-",)
+
+# Viewer headers forwarded only when they are in the cache key: Authorization (CloudFront's
+# rule for cached methods), and the host, scheme and URL overrides that origin frameworks
+# honour and reflect into links and redirects (the unkeyed inputs of web cache poisoning).
+KEY_ONLY = frozenset({
+    "authorization", "forwarded", "x-forwarded-host", "x-forwarded-server", "x-forwarded-port",
+    "x-forwarded-scheme", "x-forwarded-prefix", "x-forwarded-ssl", "x-host", "x-original-host",
+    "x-original-url", "x-rewrite-url",
+})
+
+# Request headers whose origin value the edge derives from the viewer's connection, not
+# from the viewer's own field: a response that varies on one cannot be matched by the
+# request's headers, so it is never stored.
+CONNECTION_DERIVED = frozenset({"x-forwarded-for", "x-forwarded-proto"})
+
+
+def never_forwarded(name: str) -> bool:
+    """Whether a (lowercase) viewer header never reaches the origin."""
+    return name in NEVER_FORWARDED or name.startswith(NEVER_FORWARDED_PREFIXES)
+
+
+def check_origin_request_header(name: str) -> None:
+    """A (lowercase) header an origin request policy's allowlist may name; a denylist may
+    name anything (these are never forwarded through it anyway)."""
+    if name in KEY_ONLY:
+        raise ContractError(f"{name!r} cannot be forwarded by an origin request policy: it reaches the origin "
+                            "only when the cache policy puts it in the cache key")
+    if never_forwarded(name):
+        raise ContractError(f"{name!r} is never forwarded to the origin (hop-by-hop, or set by the edge itself)")
 
 
 def is_reserved(name: str) -> bool:

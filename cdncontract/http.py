@@ -1,4 +1,4 @@
-"""Status codes and method lists of the document.
+"""Status codes and method lists of the document, and the HTTP-date grammar.
 
 Error codes and failover codes are CloudFront's. A custom error response may answer with
 any final status, 200-599: CloudFront offers only final statuses there, and a 1xx status
@@ -7,6 +7,9 @@ cannot carry the error page.
 
 from __future__ import annotations
 
+import datetime
+import re
+import time
 from typing import Any
 
 from .errors import ContractError
@@ -68,3 +71,52 @@ def check_method_lists(allowed: tuple[str, ...], cached: tuple[str, ...]) -> Non
                             "cached_methods")
     if not set(cached) <= set(allowed):
         raise ContractError("OPTIONS can only be cached when allowed_methods includes OPTIONS", "cached_methods")
+
+
+# ---- HTTP-date (RFC 9110 5.6.7) ----
+#
+# The one date grammar of both halves. IMF-fixdate, and the two obsolete forms a recipient
+# must still accept (rfc850-date, asctime-date). Anything else is not a date: a time zone
+# other than GMT, a two-digit year outside rfc850-date, a missing comma, dashes outside
+# rfc850-date, periods in the time, one-digit hours, runs of spaces, several values. Names
+# are compared without regard to case, as the cache-tests suite's "optimal" caches do.
+
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_LONG_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_MONTH = r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
+_IMF_FIXDATE = re.compile(rf"{_DAY}, (?P<day>\d\d) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT", re.IGNORECASE | re.ASCII)
+_RFC850_DATE = re.compile(rf"{_LONG_DAY}, (?P<day>\d\d)-{_MONTH}-(?P<year>\d\d) {_TIME} GMT", re.IGNORECASE | re.ASCII)
+_ASCTIME_DATE = re.compile(rf"{_DAY} {_MONTH} (?P<day>[ \d]\d) {_TIME} (?P<year>\d{{4}})", re.IGNORECASE | re.ASCII)
+_MONTHS = {name: index for index, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+
+
+def parse_http_date(value: str, now: float | None = None) -> float | None:
+    """An HTTP-date as a Unix time, or None when `value` is not one.
+
+    An rfc850-date's two-digit year is the most recent year with those digits that is not
+    more than 50 years after `now` (RFC 9110 5.6.7; `now` defaults to the clock).
+    """
+    match = _IMF_FIXDATE.fullmatch(value) or _ASCTIME_DATE.fullmatch(value)
+    two_digit = False
+    if match is None:
+        match = _RFC850_DATE.fullmatch(value)
+        two_digit = True
+        if match is None:
+            return None
+    year = int(match["year"])
+    if two_digit:
+        this_year = time.gmtime(time.time() if now is None else now).tm_year
+        year += this_year - this_year % 100
+        if year > this_year + 50:
+            year -= 100
+    hour, minute, second = int(match["hour"]), int(match["minute"]), int(match["second"])
+    if hour > 23 or minute > 59 or second > 60:
+        return None
+    try:
+        moment = datetime.datetime(year, _MONTHS[match["month"].lower()], int(match["day"].strip()),
+                                   hour, minute, min(second, 59), tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return moment.timestamp()

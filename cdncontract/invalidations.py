@@ -1,5 +1,9 @@
 """The invalidation message the control plane sends (pushed to POST /invalidations and listed
-in the heartbeat answer): `{"id", "distribution_id", "paths", "tags"}`."""
+in the heartbeat answer): `{"id", "distribution_id", "paths", "tags"}`.
+
+The control plane keeps paths as the operator entered them (after checking they have a
+normal form); the edge matches them in the normal form of request paths (paths.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any, NamedTuple
 
 from .errors import ContractError
 from .names import check_distribution_id
-from .paths import check_invalidation
+from .paths import check_invalidation, normalise_invalidation_path
 
 
 class Invalidation(NamedTuple):
@@ -35,4 +39,5 @@ def parse_invalidation(raw: Any) -> Invalidation:
             raise ContractError("must be a list of strings", field)
     check_invalidation(paths, tags)
     assert isinstance(distribution_id, str) and isinstance(paths, list) and isinstance(tags, list)
-    return Invalidation(inv_id, distribution_id, list(paths), list(tags))
+    # Matched against normalised request paths, so normalised by the same rule.
+    return Invalidation(inv_id, distribution_id, [normalise_invalidation_path(p) for p in paths], list(tags))

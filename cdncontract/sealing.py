@@ -1,4 +1,7 @@
-"""How an S3 origin's credentials travel to one edge: sealed for that edge (docs/edge-config.md).
+"""How an origin's secrets travel to one edge: sealed for that edge (docs/edge-config.md).
+
+Two kinds of block are sealed: an S3 origin's `credentials` (CREDENTIAL_FIELDS) and a custom
+origin's `secrets` (ORIGIN_SECRET_FIELDS: the TLS client key and the secret header's value).
 
 The control plane seals them with Fernet (AES-128-CBC and HMAC-SHA256, from `cryptography`)
 under a key derived with HKDF-SHA256 from the edge's signing key, SHA-256(token), which the
@@ -21,6 +24,7 @@ from .errors import ContractError
 
 _INFO = b"selfhosted-cdn: s3 credentials sealed for one edge, v1"
 CREDENTIAL_FIELDS = ("access_key_id", "secret_access_key", "session_token")
+ORIGIN_SECRET_FIELDS = ("client_key", "secret_header_value")
 
 
 def edge_fernet(signing_key: bytes) -> Fernet:
@@ -29,13 +33,14 @@ def edge_fernet(signing_key: bytes) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def seal(credentials: dict[str, str], fernet: Fernet) -> dict[str, str]:
-    """The document's `credentials` object: `{"sealed": <Fernet token>}`."""
-    plain = json.dumps({name: credentials[name] for name in CREDENTIAL_FIELDS}, separators=(",", ":"))
+def seal(credentials: dict[str, str], fernet: Fernet,
+         fields: tuple[str, ...] = CREDENTIAL_FIELDS) -> dict[str, str]:
+    """The document's `credentials` (or `secrets`) object: `{"sealed": <Fernet token>}`."""
+    plain = json.dumps({name: credentials[name] for name in fields}, separators=(",", ":"))
     return {"sealed": fernet.encrypt(plain.encode()).decode()}
 
 
-def unseal(sealed: object, fernet: Fernet) -> dict[str, str]:
+def unseal(sealed: object, fernet: Fernet, fields: tuple[str, ...] = CREDENTIAL_FIELDS) -> dict[str, str]:
     """The credentials of a `{"sealed": ...}` object; ContractError (never showing them) otherwise."""
     if not isinstance(sealed, dict) or set(sealed) != {"sealed"} or not isinstance(sealed["sealed"], str):
         raise ContractError('must be null or {"sealed": <token>}')
@@ -45,9 +50,9 @@ def unseal(sealed: object, fernet: Fernet) -> dict[str, str]:
         raise ContractError("cannot be opened with this edge's token (sealed for another edge?)") from None
     except ValueError:
         raise ContractError("does not hold credentials") from None
-    if not isinstance(plain, dict) or set(plain) != set(CREDENTIAL_FIELDS):
+    if not isinstance(plain, dict) or set(plain) != set(fields) or not all(isinstance(v, str) for v in plain.values()):
         raise ContractError("does not hold credentials")
-    return {name: plain[name] for name in CREDENTIAL_FIELDS}
+    return {name: plain[name] for name in fields}
 
 
 def reseal(sealed: Any, opener: Any, fernet: Fernet) -> dict[str, str]:

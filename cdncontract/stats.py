@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 # The counters of one distribution in one report, in the order the edge writes them.
+# `client_aborts` are responses the viewer abandoned before their last byte: counted in
+# `requests`, in no status class. `lost_estimate` is what an edge that stopped without
+# saving its counts (SIGKILL, a crash) believes it lost: the requests of the last second
+# it saved, since it saves every STATS_CHECKPOINT_SECONDS.
 COUNTER_NAMES = (
     "requests", "hits", "misses", "bytes_out", "bytes_in",
     "status_2xx", "status_3xx", "status_4xx", "status_5xx", "blocked",
+    "client_aborts", "lost_estimate",
 )  # fmt: skip
 
 # Upper bounds (inclusive) of the latency buckets, in ms; one more bucket takes the rest.
@@ -16,6 +21,9 @@ LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
 # accepts no other length, so one window can never be re-sent as several shorter ones.
 STATS_INTERVAL_SECONDS = 10
 STATS_INTERVALS = frozenset({STATS_INTERVAL_SECONDS})
+# An edge writes the counts of its current interval to disk this often, so a crash loses at
+# most this much of them.
+STATS_CHECKPOINT_SECONDS = 1
 # One counter of one interval report: 2**48 bytes in 10 s is 28 TB/s, beyond any edge, and an
 # hour row sums at most 360 reports of one edge, so it stays far within limits.MAX_DB_INTEGER.
 MAX_STATS_COUNTER = 2**48 - 1

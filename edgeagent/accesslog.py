@@ -70,9 +70,12 @@ class Line(msgspec.Struct, omit_defaults=True, gc=False):
     origin_lbl: float | None = msgspec.field(default=None, name="origin-lbl")
 
 
+CLIENT_COMM_ERROR = "ClientCommError"  # CloudFront's detail for a response the viewer abandoned
+
+
 def result_type(status: int, response_result: str) -> str:
     """x-edge-result-type: CloudFront calls every 4xx/5xx answer (and a viewer gone first) an Error."""
-    return "Error" if status >= 400 or status == 0 else response_result
+    return "Error" if status >= 400 or status == 0 or response_result == CLIENT_COMM_ERROR else response_result
 
 
 def protocol_version(version: str) -> str:

@@ -103,6 +103,8 @@ class Agent:
     @config.setter
     def config(self, config: EdgeConfig | None) -> None:
         self.running.config = config
+        refuse = self.settings.refuse_internal_origins or (config is not None and config.refuse_internal_origins)
+        self.origins.configure(refuse_internal=refuse)
 
     @property
     def version(self) -> int:
@@ -213,6 +215,9 @@ class Agent:
                  len(buffer)),
                 ("edge_stats_dropped_reports_total", "counter",
                  "Stats reports lost: buffer full (oldest first), unreadable or unwritable.", buffer.dropped),
+                ("edge_stats_unclean_stops_total", "counter",
+                 "Earlier runs found to have stopped without saving their stats (up to 1 s of counts lost).",
+                 self.stats.unclean_stops),
             ]  # fmt: skip
         link = self.link
         if link is not None:
@@ -253,6 +258,7 @@ class Agent:
         self._admin = await start_admin(self, self.settings.token, admin_host, admin_port)
         viewer_addr = self._viewer.sockets[0].getsockname()
         admin_addr = self._admin.addresses[0]
+        self.origins.configure(own_ports=(viewer_addr[1], admin_addr[1]))
         log.info(
             "edge ready: viewer=%s:%d admin=%s:%d name=%s pop=%s version=%d",
             viewer_addr[0], viewer_addr[1], admin_addr[0], admin_addr[1], self.name, self.pop, self.version,

@@ -38,6 +38,8 @@ class Settings:
     access_log_files: int
     access_log_buffer: int
     access_log_cookies: bool
+    # Refuse origins in the operator's network even when the config document allows them.
+    refuse_internal_origins: bool = False
 
 
 def parse_size(text: str) -> int:
@@ -124,6 +126,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
              "(EDGE_ACCESS_LOG_BUFFER, default 65536)")
     add("--access-log-cookies", action="store_true", default=_flag(env.get("EDGE_ACCESS_LOG_COOKIES", "")),
         help="log the Cookie header, cs(Cookie) (EDGE_ACCESS_LOG_COOKIES, default off)")
+    add("--refuse-internal-origins", action="store_true",
+        default=_flag(env.get("EDGE_REFUSE_INTERNAL_ORIGINS", "")),
+        help="never connect to an origin address that is loopback, link-local, private or unspecified, "
+             "whatever the config document says (EDGE_REFUSE_INTERNAL_ORIGINS, default off: the "
+             "control plane's setting decides)")
     return parser
 
 
@@ -164,4 +171,5 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         access_log_files=max(1, int(args.access_log_files)),
         access_log_buffer=max(1, int(args.access_log_buffer)),
         access_log_cookies=bool(args.access_log_cookies),
+        refuse_internal_origins=bool(args.refuse_internal_origins),
     )

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from cryptography.fernet import Fernet
 
-from cdncontract import cache_key, headers, http, names, paths, sealing, ttl
+from cdncontract import cache_key, headers, http, names, origin_tls, paths, sealing, ttl
 from cdncontract import s3 as s3_rules
 from cdncontract.errors import ContractError
 from cdncontract.schema import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
@@ -80,6 +80,19 @@ class S3Settings:
 
 
 @dataclass(frozen=True, slots=True)
+class OriginTLS:
+    """What the TLS connection to an origin is made with; equal settings share one SSLContext.
+
+    `ca_bundle` "" is the system store; `client_certificate` "" sends no client certificate.
+    """
+
+    ssl_protocols: tuple[str, ...] = origin_tls.DEFAULT_SSL_PROTOCOLS
+    ca_bundle: str = field(default="", repr=False)
+    client_certificate: str = field(default="", repr=False)
+    client_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Origin:
     id: str
     kind: str
@@ -91,8 +104,10 @@ class Origin:
     connect_timeout: int
     read_timeout: int
     connection_attempts: int
-    custom_headers: tuple[tuple[str, str], ...]
+    # The secret origin header, when there is one, is the last: never in a repr.
+    custom_headers: tuple[tuple[str, str], ...] = field(repr=False)
     s3: S3Settings | None
+    tls: OriginTLS = OriginTLS()
     # Precomputed so the miss path only concatenates.
     http_base: str = ""
     https_base: str = ""
@@ -133,6 +148,11 @@ class CachePolicy:
     cookies: NameSelector
     enable_gzip: bool
     enable_brotli: bool
+    # The policy's own targeted cache-control field (lowercase), read before
+    # CDN-Cache-Control and Cache-Control; "" for none (docs/caching.md).
+    cache_control_field: str = ""
+    # RFC 9111 4.2.2 heuristic freshness from Last-Modified instead of default_ttl.
+    heuristic_freshness: bool = False
 
     # Derived once here because the hit path reads them on every request.
     caching_disabled: bool = field(init=False)
@@ -256,6 +276,8 @@ class EdgeConfig:
     exact_hosts: dict[str, Distribution]
     # Wildcard aliases keyed by what follows "*." (e.g. "example.com").
     wildcard_hosts: dict[str, Distribution]
+    # Refuse origins in the operator's network (cdncontract.addresses), set by the control plane.
+    refuse_internal_origins: bool = False
     _host_memo: dict[str, Distribution | None] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -454,6 +476,7 @@ def parse_document(doc: object, *, edge_key: bytes | None = None) -> EdgeConfig:
     if schema not in SUPPORTED_SCHEMA_VERSIONS:
         raise ConfigError("schema_version", _unsupported_schema(schema))
     version = _int(top, "version", "", 1, 2**63 - 1)
+    refuse_internal = _bool(top, "refuse_internal_origins", "") if "refuse_internal_origins" in top else False
     dists_raw = _list(top, "distributions", "")
     distributions: dict[str, Distribution] = {}
     exact: dict[str, Distribution] = {}
@@ -482,6 +505,7 @@ def parse_document(doc: object, *, edge_key: bytes | None = None) -> EdgeConfig:
         distributions=distributions,
         exact_hosts=exact,
         wildcard_hosts=wild,
+        refuse_internal_origins=refuse_internal,
     )
 
 
@@ -577,6 +601,12 @@ def _parse_origin(raw: object, path: str, opener: Fernet | None) -> Origin:
         hobj = _obj(h, hpath)
         custom.append((_str(hobj, "name", hpath, nonempty=True), _str(hobj, "value", hpath)))
     _contract(f"{path}.custom_headers", headers.check_custom_headers, custom)
+    tls, secret_header = _parse_origin_tls(o, path, opener)
+    if secret_header is not None:
+        if secret_header[0].lower() in {n.lower() for n, _ in custom}:
+            raise ConfigError(f"{path}.secret_header_name", "is also a custom header")
+        custom.append(secret_header)
+        _contract(f"{path}.secret_header_name", headers.check_custom_headers, custom)
     s3_raw = _key(o, "s3", path)
     s3: S3Settings | None = None
     if kind == "custom":
@@ -613,10 +643,37 @@ def _parse_origin(raw: object, path: str, opener: Fernet | None) -> Origin:
         connection_attempts=attempts,
         custom_headers=tuple(custom),
         s3=s3,
+        tls=tls,
         http_base=http_base,
         https_base=https_base,
         custom_header_names=frozenset(n.lower() for n, _ in custom),
     )
+
+
+def _parse_origin_tls(o: dict[str, Any], path: str,
+                      opener: Fernet | None) -> tuple[OriginTLS, tuple[str, str] | None]:
+    """TLS settings and the secret header (docs/edge-config.md); all optional, for older documents."""
+    protocols = origin_tls.DEFAULT_SSL_PROTOCOLS
+    if "ssl_protocols" in o:
+        protocols = _contract(f"{path}.ssl_protocols", origin_tls.check_ssl_protocols, o["ssl_protocols"])
+    ca_bundle = _str(o, "ca_bundle", path) if "ca_bundle" in o else ""
+    _contract(f"{path}.ca_bundle", origin_tls.check_ca_bundle, ca_bundle)
+    certificate = _str(o, "client_certificate", path) if "client_certificate" in o else ""
+    header_name = _str(o, "secret_header_name", path) if "secret_header_name" in o else ""
+    plain = dict.fromkeys(sealing.ORIGIN_SECRET_FIELDS, "")
+    sealed = o.get("secrets")
+    if sealed is not None:
+        spath = f"{path}.secrets"
+        if opener is None:
+            raise ConfigError(spath, "are sealed for an edge token, and this edge was started without one "
+                                     "(--token or EDGE_TOKEN)")
+        plain = _contract(spath, sealing.unseal, sealed, opener, sealing.ORIGIN_SECRET_FIELDS)
+    _contract(f"{path}.client_certificate", origin_tls.check_client_certificate, certificate, plain["client_key"])
+    if bool(header_name) != bool(plain["secret_header_value"]):
+        raise ConfigError(f"{path}.secret_header_name", "and the sealed secret_header_value go together")
+    tls = OriginTLS(ssl_protocols=protocols, ca_bundle=ca_bundle, client_certificate=certificate,
+                    client_key=plain["client_key"])
+    return tls, ((header_name, plain["secret_header_value"]) if header_name else None)
 
 
 def _parse_access_control(so: dict[str, Any], spath: str, bucket: str, region: str, endpoint: str,
@@ -699,6 +756,8 @@ def _parse_cache_policy(raw: object, path: str) -> CachePolicy:
     if problems:
         key, problem = next(iter(problems.items()))
         raise ConfigError(f"{path}.{key}", problem)
+    field_name = _str(p, "cache_control_field", path) if "cache_control_field" in p else ""
+    _contract(f"{path}.cache_control_field", ttl.check_cache_control_field, field_name)
     return CachePolicy(
         id=pid,
         name=name,
@@ -713,6 +772,8 @@ def _parse_cache_policy(raw: object, path: str) -> CachePolicy:
                                 _KEY_BEHAVIORS, lowercase=False),
         enable_gzip=_bool(p, "enable_gzip", path),
         enable_brotli=_bool(p, "enable_brotli", path),
+        cache_control_field=field_name.lower(),
+        heuristic_freshness=_bool(p, "heuristic_freshness", path) if "heuristic_freshness" in p else False,
     )
 
 

@@ -12,12 +12,15 @@ joined with ", " (Cookie with "; "), as RFC 9110 allows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import mktime_tz, parsedate_tz
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+import http_sf
+
 from cdncontract import cache_key as key_format
-from cdncontract.headers import HOP_BY_HOP
-from edgeagent.config import Behavior, CachePolicy, Distribution, ErrorResponse, Origin, compile_glob
+from cdncontract import http as http_rules
+from cdncontract import ttl as ttl_rules
+from cdncontract.headers import CONNECTION_DERIVED, HOP_BY_HOP, KEY_ONLY, never_forwarded
+from edgeagent.config import Behavior, CachePolicy, Distribution, ErrorResponse, NameSelector, Origin, compile_glob
 
 _MEMO_LIMIT = 1024
 
@@ -225,16 +228,23 @@ def is_compressible(content_type: str | None, size: int | None) -> bool:
 
 # ---- What reaches the origin ----
 
-# Viewer headers the edge itself owns on the origin request.
-_EDGE_OWNED = HOP_BY_HOP | frozenset(
-    {"host", "content-length", "expect", "via", "x-forwarded-for", "x-forwarded-proto",
-     "accept-encoding", "cookie", "if-none-match", "if-modified-since", "if-match",
-     "if-unmodified-since", "if-range", "range"}
-)
 # Describe a request body; forwarded whenever the method carries one.
 _BODY_HEADERS = ("content-type", "content-encoding", "content-language", "content-md5",
                  "content-disposition")
 _BODY_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
+
+
+def through_cache(behavior: Behavior, method: str) -> bool:
+    """Whether the answer to an origin request of `method` may be stored and reused."""
+    return method in behavior.cached_methods and not behavior.cache_policy.caching_disabled
+
+
+def _forwardable(name: str, key: NameSelector, cached: bool) -> bool:
+    """cdncontract/headers.py's rule: never-forwarded headers never reach the origin, and
+    key-only ones only when in the cache key, or when nothing of the answer is stored."""
+    if never_forwarded(name):
+        return False
+    return not (cached and name in KEY_ONLY and not key.selects(name))
 
 
 def connection_listed(headers: Mapping[str, str]) -> frozenset[str]:
@@ -282,10 +292,14 @@ def origin_headers(behavior: Behavior, method: str, headers: Mapping[str, str],
     The cache key's headers, what the origin request policy adds, the selected cookies,
     the normalised Accept-Encoding when the policy has one, and the body description for
     methods with a body; never hop-by-hop headers (including those Connection lists) nor
-    the ones the edge sets itself (Host, Via, X-Forwarded-*, Content-Length, conditionals,
-    Range). The origin's custom headers replace viewer headers of the same name.
+    the ones the edge sets itself, and key-only headers (Authorization, X-Forwarded-Host,
+    ...) only under the conditions of cdncontract/headers.py. Authorization of a method
+    the behavior does not cache always goes (CloudFront's rule). The origin's custom
+    headers replace viewer headers of the same name.
     """
     cp = behavior.cache_policy
+    key = cp.headers
+    cached = through_cache(behavior, method)
     orp = behavior.origin_request_policy
     op = orp.headers if orp is not None else None
     listed = connection_listed(headers)
@@ -293,19 +307,23 @@ def origin_headers(behavior: Behavior, method: str, headers: Mapping[str, str],
     out: list[tuple[str, str]] = []
     if op is not None and op.behavior in ("all", "denylist"):
         for name, value in headers.items():
-            if name in _EDGE_OWNED or name in listed or name in custom:
+            if name in listed or name in custom or not _forwardable(name, key, cached):
                 continue
-            if op.selects(name) or cp.headers.selects(name):
+            if op.selects(name) or key.selects(name):
                 out.append((name, value))
     else:
         for name in behavior.origin_header_names:
-            if name in _EDGE_OWNED or name in listed or name in custom:
+            if name in listed or name in custom or not _forwardable(name, key, cached):
                 continue
             selected = headers.get(name)
             if selected is not None:
                 out.append((name, selected))
+    present = {n for n, _ in out}
+    if method not in behavior.cached_methods and "authorization" not in present and "authorization" not in custom:
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            out.append(("authorization", authorization))
     if method in _BODY_METHODS:
-        present = {n for n, _ in out}
         for name in _BODY_HEADERS:
             body_value = headers.get(name)
             if body_value is not None and name not in present and name not in custom:
@@ -319,6 +337,13 @@ def origin_headers(behavior: Behavior, method: str, headers: Mapping[str, str],
     if origin is not None:
         out.extend((n.lower(), v) for n, v in origin.custom_headers)
     return out
+
+
+def forwarded_authorization(behavior: Behavior, headers: Mapping[str, str]) -> bool:
+    """Whether a fill's origin request (a cached method) carried the viewer's Authorization,
+    which it does only from the cache key; RFC 9111 3.5 then restricts storing the answer
+    (`decide(authorized=True)`)."""
+    return "authorization" in headers and behavior.cache_policy.headers.selects("authorization")
 
 
 def strip_hop_by_hop(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -377,48 +402,152 @@ def _split_directives(value: str) -> list[str]:
     return items
 
 
+def delta_seconds(digits: str) -> int | None:
+    """1*DIGIT as an int, None when it is not one. Values past what a TTL can be are
+    "very long" (MAX_TTL, RFC 9111 1.2.2), never an error: 2147483648 and beyond included."""
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    if len(digits) > 10:
+        return ttl_rules.MAX_TTL
+    return min(int(digits), ttl_rules.MAX_TTL)
+
+
 def _seconds(arg: str | None) -> int | None:
     """A delta-seconds argument; invalid values count as absent, negative as 0."""
     if arg is None:
         return None
-    try:
-        return max(0, int(arg))
-    except ValueError:
-        return None
+    arg = arg.strip()
+    if arg.startswith("-") and delta_seconds(arg[1:]) is not None:
+        return 0
+    return delta_seconds(arg)
 
 
 _DATE_MEMO: dict[str, float | None] = {}
 
 
 def parse_http_date(value: str | None) -> float | None:
-    """An HTTP date (any of the three RFC 9110 formats) as a Unix time, or None."""
+    """An HTTP-date (cdncontract.http's grammar) as a Unix time, or None."""
     if not value:
         return None
     if value in _DATE_MEMO:
         return _DATE_MEMO[value]
-    parsed = parsedate_tz(value)
-    result: float | None = None
-    if parsed is not None:
-        try:
-            result = float(mktime_tz(parsed))
-        except (OverflowError, ValueError):
-            result = None
+    result = http_rules.parse_http_date(value)
     _remember(_DATE_MEMO, value, result)
     return result
 
+
+# ---- Age (RFC 9111 4.2.3 and 5.1) ----
+
+
+def age_value(value: str | None) -> int | None:
+    """The origin's Age: 0 when absent, None when invalid (the response is then stale).
+
+    Several values (a list, or several lines joined with ", ") count by their first member
+    (RFC 9111 5.1); a first member that is not a non-negative integer makes the field
+    invalid. **Over RFC**: 5.1 says to ignore an invalid Age; the edge takes the response
+    as stale instead, the choice that can never serve an old answer as fresh.
+    """
+    if value is None:
+        return 0
+    return delta_seconds(value.split(",", 1)[0].strip(" \t"))
+
+
+def initial_age(headers: Mapping[str, str], requested_at: float, received_at: float) -> int | None:
+    """The corrected initial age of a response (RFC 9111 4.2.3) in whole seconds, or None
+    when its Age is invalid.
+
+    The larger of the apparent age (`received_at` minus the origin's Date, never negative)
+    and the origin's Age plus the response delay (`received_at` minus `requested_at`).
+    """
+    upstream = age_value(headers.get("age"))
+    if upstream is None:
+        return None
+    delay = received_at - requested_at if received_at > requested_at else 0.0
+    corrected = upstream + delay
+    date = parse_http_date(headers.get("date"))
+    if date is not None and received_at - date > corrected:
+        corrected = received_at - date
+    return int(corrected)
+
+
+# ---- Targeted cache control (RFC 9213) ----
+
+_TARGETED_MEMO: dict[str, dict[str, str] | None] = {}
+
+
+def parse_targeted(value: str) -> dict[str, str] | None:
+    """A targeted field (a Structured Fields Dictionary, RFC 8941) as directives to their
+    argument, the shape of parse_cache_control; None when it does not parse (the field is
+    then ignored, RFC 9213 2.1). Read-only, memoised."""
+    if value in _TARGETED_MEMO:
+        return _TARGETED_MEMO[value]
+    out: dict[str, str] | None = {}
+    try:
+        parsed: Any = http_sf.parse(value.encode("latin-1"), tltype="dictionary")
+    except (http_sf.StructuredFieldError, UnicodeEncodeError, ValueError):
+        out = None
+    else:
+        assert out is not None
+        for name, member in parsed.items():
+            item = member[0]
+            if item is True:
+                out[name] = ""
+            elif isinstance(item, (int, str)) and not isinstance(item, bool):
+                out[name] = str(item)
+            else:
+                # A directive whose value has no meaning (false, a list, a decimal):
+                # present, without a usable argument.
+                out[name] = "?"
+    _remember(_TARGETED_MEMO, value, out)
+    return out
+
+
+def targeted_names(policy: CachePolicy) -> tuple[str, ...]:
+    """The targeted fields the edge obeys, most specific first: the policy's own, then
+    CDN-Cache-Control."""
+    if policy.cache_control_field:
+        return (policy.cache_control_field, ttl_rules.CDN_CACHE_CONTROL)
+    return _CDN_ONLY
+
+
+_CDN_ONLY = (ttl_rules.CDN_CACHE_CONTROL,)
+
+
+def targeted_directives(headers: Mapping[str, str], policy: CachePolicy) -> dict[str, str] | None:
+    """The directives of the first targeted field present and valid, or None (then
+    Cache-Control and Expires decide)."""
+    for name in targeted_names(policy):
+        value = headers.get(name)
+        if value is not None:
+            found = parse_targeted(value)
+            if found is not None:
+                return found
+    return None
+
+
+# ---- The storage decision ----
 
 # Cached with the policy's TTLs, like CloudFront.
 CACHEABLE_STATUSES = frozenset({200, 203, 300, 301, 410})
 # Errors CloudFront caches for the error caching minimum TTL even without a custom error
 # response; other codes are cached only when the distribution configures one for them.
 DEFAULT_CACHED_ERRORS = frozenset({404, 414, 500, 501, 502, 503, 504})
+# Heuristically cacheable statuses (RFC 9110 15.1): the only ones heuristic freshness
+# applies to.
+HEURISTIC_STATUSES = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
+HEURISTIC_DIVISOR = 10  # 10 % of the time since Last-Modified
 DEFAULT_ERROR_TTL = 10
 CACHEABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Whether and how long to keep a response; `reason` names the rule (for metrics)."""
+    """Whether and how long to keep a response; `reason` names the rule (for metrics).
+
+    `ttl` is the freshness lifetime, `initial_age` the corrected initial age the response
+    arrived with: it is fresh while its age is below `ttl`. `must_revalidate`: never served
+    stale (no stale-* window, no stand-in for an unreachable origin).
+    """
 
     cacheable: bool
     ttl: int = 0
@@ -426,13 +555,20 @@ class Decision:
     stale_if_error: int = 0
     must_revalidate: bool = False
     reason: str = ""
+    initial_age: int = 0
 
 
-def _origin_ttl(cc: Mapping[str, str], headers: Mapping[str, str], now: float) -> int | None:
+def _explicit_ttl(cc: Mapping[str, str], headers: Mapping[str, str], targeted: bool, now: float) -> int | None:
+    """The origin's explicit freshness lifetime: s-maxage, else max-age, else Expires minus
+    Date (without a targeted field); None when it gives none. An invalid Expires is 0.
+
+    Expires is measured against the origin's own clock (its Date); a response without a
+    valid Date is dated when it arrived (RFC 9110 6.6.1).
+    """
     ttl = _seconds(cc.get("s-maxage"))
     if ttl is None:
         ttl = _seconds(cc.get("max-age"))
-    if ttl is None and "expires" in headers:
+    if ttl is None and not targeted and "expires" in headers:
         expires = parse_http_date(headers.get("expires"))
         if expires is None:
             return 0
@@ -441,60 +577,122 @@ def _origin_ttl(cc: Mapping[str, str], headers: Mapping[str, str], now: float) -
     return ttl
 
 
+def _heuristic_ttl(status: int, headers: Mapping[str, str], policy: CachePolicy, now: float) -> int | None:
+    """10 % of the time since Last-Modified, at most default_ttl (RFC 9111 4.2.2), when the
+    policy asks for heuristics and the status allows them."""
+    if not policy.heuristic_freshness or status not in HEURISTIC_STATUSES:
+        return None
+    modified = parse_http_date(headers.get("last-modified"))
+    if modified is None:
+        return None
+    date = parse_http_date(headers.get("date"))
+    since = (date if date is not None else now) - modified
+    return min(int(since) // HEURISTIC_DIVISOR, policy.default_ttl) if since > 0 else 0
+
+
 def decide(status: int, headers: Mapping[str, str], policy: CachePolicy, method: str,
-           now: float, error_response: ErrorResponse | None = None) -> Decision:
+           now: float, error_response: ErrorResponse | None = None,
+           requested_at: float | None = None, authorized: bool = False) -> Decision:
     """Whether a response may be stored, and its TTL, by CloudFront's rules over RFC 9111.
 
-    `headers` are the origin response's (lowercase names). `error_response` is the
-    distribution's custom error response for `status`, if any. See docs/caching.md for each
-    place where CloudFront's documented behaviour wins over the RFC.
+    `headers` are the origin response's (lowercase names), received at `now` for a request
+    sent at `requested_at` (default `now`). `error_response` is the distribution's custom
+    error response for `status`, if any. `authorized`: the origin request carried the
+    viewer's Authorization (forwarded_authorization). A targeted field (the policy's own,
+    then CDN-Cache-Control) replaces Cache-Control and Expires. See docs/caching.md for each
+    place where CloudFront's documented behaviour wins over the RFC, and for the
+    viewer-specific answers that are never stored whatever a policy says.
     """
+    arrived = initial_age(headers, now if requested_at is None else requested_at, now)
+    stale_on_arrival = arrived is None
+    current = arrived or 0
     if method not in CACHEABLE_METHODS:
-        return Decision(False, reason="method")
-    cc = parse_cache_control(headers.get("cache-control"))
-    vary = headers.get("vary")
-    if vary and "*" in vary and vary_names(vary) is None:
-        return Decision(False, reason="vary-star")
-    if "set-cookie" in headers and not policy.cookies_in_key:
-        return Decision(False, reason="set-cookie")
-    forbidden = "no-store" in cc or "no-cache" in cc or "private" in cc
+        return Decision(False, reason="method", initial_age=current)
+    targeted = targeted_directives(headers, policy)
+    cc = parse_cache_control(headers.get("cache-control")) if targeted is None else targeted
+    refused = private_to_viewer(headers, cc, authorized)
+    if refused:
+        return Decision(False, reason=refused, initial_age=current)
+    forbidden = "no-store" in cc or "private" in cc
+    no_cache = "no-cache" in cc
 
     if status not in CACHEABLE_STATUSES:
         if error_response is not None:
             ttl = error_response.error_caching_min_ttl
-            return Decision(ttl > 0, ttl=ttl, reason="error" if ttl > 0 else "error-ttl-0")
+            return Decision(ttl > 0, ttl=ttl, reason="error" if ttl > 0 else "error-ttl-0", initial_age=current)
         if status not in DEFAULT_CACHED_ERRORS:
-            return Decision(False, reason="status")
+            return Decision(False, reason="status", initial_age=current)
         if policy.max_ttl == 0:
-            return Decision(False, reason="disabled")
-        if forbidden and policy.min_ttl == 0:
-            return Decision(False, reason="no-store")
-        explicit = None if forbidden else _origin_ttl(cc, headers, now)
+            return Decision(False, reason="disabled", initial_age=current)
+        if (forbidden or no_cache) and policy.min_ttl == 0:
+            return Decision(False, reason="no-store", initial_age=current)
+        explicit = None if forbidden or no_cache else _explicit_ttl(cc, headers, targeted is not None, now)
+        if explicit is None:
+            explicit = _heuristic_ttl(status, headers, policy, now)
+        if stale_on_arrival:
+            explicit = 0
         ttl = DEFAULT_ERROR_TTL if explicit is None else _clamp(explicit, policy)
-        return Decision(ttl > 0, ttl=ttl, reason="error" if ttl > 0 else "error-ttl-0")
+        return Decision(ttl > current, ttl=ttl, reason="error" if ttl > current else "error-ttl-0",
+                        initial_age=current)
 
     if policy.max_ttl == 0:
-        return Decision(False, reason="disabled")
+        return Decision(False, reason="disabled", initial_age=current)
     if forbidden:
         if policy.min_ttl == 0:
-            return Decision(False, reason="no-store")
+            return Decision(False, reason="no-store", initial_age=current)
+        ttl = policy.min_ttl
+    elif no_cache:
+        # Stored, and revalidated on every use (RFC 9111 5.2.2.4); CloudFront keeps it
+        # for min_ttl when that is above 0.
         ttl = policy.min_ttl
     else:
-        explicit = _origin_ttl(cc, headers, now)
+        explicit = _explicit_ttl(cc, headers, targeted is not None, now)
+        if explicit is None:
+            explicit = _heuristic_ttl(status, headers, policy, now)
+        if stale_on_arrival:
+            explicit = 0
         ttl = policy.default_ttl if explicit is None else _clamp(explicit, policy)
-    # s-maxage implies proxy-revalidate in RFC 9111, but an explicit stale-* directive next
-    # to it is the origin's own permission to serve stale, as CDNs read it: only the
-    # revalidate directives themselves withdraw it.
-    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc
+    # must-revalidate, proxy-revalidate, s-maxage (which implies proxy-revalidate) and
+    # no-cache forbid serving the response stale (RFC 9111 4.2.4): no stale-* window.
+    must_revalidate = ("must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc
+                       or (no_cache and ttl == 0))
     swr = sie = 0
     if not must_revalidate:
         swr = _seconds(cc.get("stale-while-revalidate")) or 0
         sie = _seconds(cc.get("stale-if-error")) or 0
     has_validator = "etag" in headers or "last-modified" in headers
-    if ttl == 0 and not (has_validator or swr or sie):
-        return Decision(False, reason="ttl-0")
+    if ttl <= current and not (has_validator or swr or sie):
+        return Decision(False, reason="ttl-0" if ttl == 0 else "stale", initial_age=current)
     return Decision(True, ttl=ttl, stale_while_revalidate=swr, stale_if_error=sie,
-                    must_revalidate=must_revalidate, reason="ok")
+                    must_revalidate=must_revalidate, reason="ok", initial_age=current)
+
+
+# The reasons of `private_to_viewer`: an answer meant for its own viewer only.
+PRIVATE_REASONS = frozenset({"vary-star", "vary-connection", "set-cookie", "authorization"})
+
+
+def private_to_viewer(headers: Mapping[str, str], cc: Mapping[str, str], authorized: bool) -> str:
+    """Why an answer is meant for its own viewer only and is never stored ("" if it is not).
+
+    Checked before the policy's TTLs, so no minimum TTL overrides it: `Vary: *`; a `Vary`
+    on a header whose origin value the edge derives from the viewer's connection
+    (X-Forwarded-For, X-Forwarded-Proto), which no later request can be matched on;
+    `Set-Cookie` (CloudFront would store and replay it when cookies are forwarded); and an
+    answer to an origin request that carried the viewer's Authorization, unless it says
+    `public`, `s-maxage` or `must-revalidate` (RFC 9111 3.5).
+    """
+    vary = headers.get("vary")
+    if vary:
+        names = vary_names(vary)
+        if names is None:
+            return "vary-star"
+        if not CONNECTION_DERIVED.isdisjoint(names):
+            return "vary-connection"
+    if "set-cookie" in headers:
+        return "set-cookie"
+    if authorized and not ("public" in cc or "s-maxage" in cc or "must-revalidate" in cc):
+        return "authorization"
+    return ""
 
 
 def _clamp(ttl: int, policy: CachePolicy) -> int:
@@ -524,8 +722,13 @@ def vary_names(vary: str | None) -> tuple[str, ...] | None:
 def vary_key(names: Sequence[str], headers: Mapping[str, str]) -> str:
     """Secondary key of a request for a response that varies on `names`.
 
-    Values are whitespace-normalised; Accept-Encoding is reduced to the coding it selects
-    (br / gzip / identity), so the thousands of browser spellings share a few variants.
+    Equivalent spellings share a key, as far as that is safe for any origin: whitespace
+    is collapsed in every value; Accept-Encoding is reduced to the coding it selects (br /
+    gzip / identity: the origin never sees the viewer's own list, see origin_headers);
+    Accept-Language and Accept-Charset are lists of case-insensitive tokens, so their
+    tokens are lowercased, `q` written canonically (`q=1` dropped, `0.50` as `0.5`) and
+    the items ordered by q, items of equal q keeping the viewer's order (which some
+    servers read as a preference). An absent header and an empty one stay different.
     """
     parts = []
     for name in names:
@@ -534,6 +737,12 @@ def vary_key(names: Sequence[str], headers: Mapping[str, str]) -> str:
             parts.append("\x01")
         elif name == "accept-encoding":
             parts.append(_normalised_ae(value))
+        elif name in _WEIGHTED_LISTS:
+            found = _WEIGHTED_MEMO.get(value)
+            if found is None:
+                found = _normalised_weighted_list(value)
+                _remember(_WEIGHTED_MEMO, value, found)
+            parts.append(found)
         else:
             parts.append(" ".join(value.split()))
     return "\x02".join(parts)
@@ -543,11 +752,50 @@ def _normalised_ae(value: str) -> str:
     return select_encoding(value, True, True) or "identity"
 
 
+# Request fields that are comma-separated lists of case-insensitive tokens with an
+# optional q weight (RFC 9110 12.5.2, 12.5.4, 12.4.2).
+_WEIGHTED_LISTS = frozenset({"accept-language", "accept-charset"})
+_WEIGHTED_MEMO: dict[str, str] = {}
+
+
+def _normalised_weighted_list(value: str) -> str:
+    """A canonical spelling of a weighted token list, or the value whitespace-collapsed
+    when it is not one (a parameter other than q, a bad weight): only provably equivalent
+    lists are merged."""
+    items: list[tuple[float, int, str]] = []
+    for index, item in enumerate(value.split(",")):
+        token, _, params = item.partition(";")
+        token = token.strip().lower()
+        if not token:
+            if params.strip():
+                return " ".join(value.split())
+            continue
+        weight = 1.0
+        if params:
+            name, eq, arg = params.partition("=")
+            arg = arg.strip()
+            if name.strip().lower() != "q" or not eq or not _is_qvalue(arg):
+                return " ".join(value.split())
+            weight = float(arg)
+        items.append((-weight, index, token if weight == 1.0 else f"{token};q={weight:g}"))
+    items.sort()
+    return ",".join(item for _, _, item in items)
+
+
+def _is_qvalue(arg: str) -> bool:
+    """RFC 9110 12.4.2: `0` or `1`, with at most three decimals (only zeros after a `1`)."""
+    whole, _, decimals = arg.partition(".")
+    if len(decimals) > 3 or (decimals and not decimals.isdigit()):
+        return False
+    return whole == "0" or (whole == "1" and decimals.strip("0") == "")
+
+
 # ---- Age and freshness ----
 
 
 def age(stored_at: float, now: float, origin_age: int = 0) -> int:
-    """Current age in whole seconds: the origin's Age at storage plus time resident here."""
+    """Current age in whole seconds (RFC 9111 4.2.3): the corrected initial age the object
+    arrived with (`origin_age`, Decision.initial_age) plus the time resident here."""
     resident = now - stored_at
     return origin_age + (int(resident) if resident > 0 else 0)
 
@@ -577,6 +825,8 @@ class Stored(Protocol):
     def stale_while_revalidate(self) -> int: ...
     @property
     def stale_if_error(self) -> int: ...
+    @property
+    def must_revalidate(self) -> bool: ...
     @property
     def etag(self) -> str | None: ...
     @property
@@ -615,8 +865,12 @@ def stale_if_error(meta: Stored, now: float, status: int | None) -> bool:
     """Whether a stale object answers instead of an origin failure.
 
     `status` None: the origin could not be reached or timed out, and any stale object is
-    served. An origin 5xx is replaced within the object's stale-if-error window only.
+    served. An origin 5xx is replaced within the object's stale-if-error window only. Never
+    an object that must be revalidated (must-revalidate, proxy-revalidate, s-maxage,
+    no-cache): the viewer gets the error instead (RFC 9111 4.2.4).
     """
+    if meta.must_revalidate:
+        return False
     if status is None:
         return True
     return status in STALE_ON_ERROR_STATUSES and within_stale_if_error(

@@ -51,6 +51,11 @@ class ClientDisconnected(Exception):
     """The viewer went away: the handler stops writing and gives up quietly."""
 
 
+class MalformedBody(Exception):
+    """The viewer's request body is not valid HTTP/1.1 framing (a bad chunk): a 400 to the
+    viewer, never an origin failure, even when it is found while the body streams out."""
+
+
 class Application(Protocol):
     """What the protocol needs from the viewer application (proxy.Proxy)."""
 
@@ -97,16 +102,21 @@ REQUEST_IDS = RequestIds()
 class BodyStream:
     """A request body delivered as the parser produces it, bounded by pausing the socket."""
 
-    __slots__ = ("_conn", "_chunks", "_size", "_done", "_error", "_waiter", "_continue")
+    __slots__ = ("_conn", "_chunks", "_size", "_done", "_error", "_waiter", "_continue", "continued")
 
     def __init__(self, conn: HttpConnection, expect_continue: bool = False) -> None:
         self._conn = conn
         self._continue = expect_continue
+        self.continued = False  # this edge sent the viewer its 100 Continue
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
 
     @property
     def buffered(self) -> int:
@@ -144,6 +154,7 @@ class BodyStream:
             self._continue = False
             if not self._done:
                 self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.continued = True
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -181,6 +192,7 @@ class Request:
         "has_body",
         "complete",
         "bad",
+        "status",
         "_request_id",
     )
 
@@ -204,6 +216,7 @@ class Request:
         self.has_body = body is not None
         self.complete = False
         self.bad = ""
+        self.status = 400  # of the refusal, when `bad` is set
         self._request_id: str | None = None
 
     @property
@@ -317,7 +330,7 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError:
             self._reject(self._request_error or "bad request")
         except httptools.HttpParserError as exc:
-            self._reject(f"malformed request: {exc}")
+            self._reject(f"malformed request: {exc}", 505 if "HTTP version" in str(exc) else 400)
 
     def eof_received(self) -> bool | None:
         self._stop_parsing()
@@ -377,7 +390,7 @@ class HttpConnection(asyncio.Protocol):
             return
         target = url.decode("latin-1")
         if target[:1] != "/":
-            target = self._origin_form(target)
+            target = self._origin_form(target, headers, "host" in headers or parser.get_http_version() != "1.1")
         has_body = "content-length" in headers or "transfer-encoding" in headers
         if has_body and "transfer-encoding" not in headers and headers["content-length"] in ("0", ""):
             has_body = False
@@ -406,8 +419,22 @@ class HttpConnection(asyncio.Protocol):
         )
         if target[:1] != "/":
             request.bad = "invalid request target"
+        elif request.version != "1.1" and request.version != "1.0":
+            # httptools accepts 0.9 and 2.0 on a request line; neither is spoken here.
+            request.bad = "HTTP version not supported"
+            request.status = 505
         elif "host" not in headers and request.version == "1.1":
             request.bad = "missing Host header"
+        elif "transfer-encoding" in headers and headers["transfer-encoding"].strip().lower() != "chunked":
+            # RFC 9112 6.1/6.3: a request's final coding must be chunked, and the edge
+            # decodes no other (`xchunked`, `chunked, gzip`, `gzip, chunked`): refused
+            # before any of the body is read, so no framing guess reaches the origin.
+            request.bad = "unsupported Transfer-Encoding"
+        if request.bad:
+            self._request = request
+            self._stop_parsing()
+            self._dispatch(request)
+            return
         self._request = request
         if has_body:
             self._dispatch(request)
@@ -449,15 +476,23 @@ class HttpConnection(asyncio.Protocol):
         self._dispatch(request)
 
     @staticmethod
-    def _origin_form(target: str) -> str:
-        """Absolute-form targets (`GET http://host/path`) are reduced to path and query."""
+    def _origin_form(target: str, headers: dict[str, str], set_host: bool) -> str:
+        """An absolute-form target (`GET http://host/path`) reduced to path and query; with
+        `set_host`, its authority replaces the Host header (RFC 9112 3.2.2), so it picks the
+        distribution (an HTTP/1.1 request without Host stays a 400 all the same, 3.2).
+        Anything else is returned as it came (then refused as an invalid target)."""
         try:
             url = httptools.parse_url(target.encode("latin-1"))
         except httptools.HttpParserInvalidURLError:
             return target
-        if not url.schema or url.path is None:
+        if url.schema is None or url.schema.lower() not in (b"http", b"https") or not url.host:
             return target
-        path = url.path.decode("latin-1")
+        if set_host:
+            host = url.host.decode("latin-1")
+            if ":" in host:
+                host = f"[{host}]"
+            headers["host"] = host if url.port is None else f"{host}:{url.port}"
+        path = url.path.decode("latin-1") if url.path else "/"
         return path + ("?" + url.query.decode("latin-1") if url.query else "")
 
     # -- pipeline --
@@ -539,12 +574,17 @@ class HttpConnection(asyncio.Protocol):
         self.close_after = True
         self.update_reading()
 
-    def _reject(self, reason: str) -> None:
+    def _reject(self, reason: str, status: int = 400) -> None:
         self._stop_parsing()
         request = self._request
-        if request is not None and request.body is not None and not request.complete:
-            request.body.fail(ClientDisconnected())
-        self._dispatch(_bad_request(reason, self.client_ip))
+        if request is not None and request.body is not None and not request.complete and not request.bad:
+            # The framing broke inside this request's body (a bad chunk): the request
+            # itself is answered 400 by whoever reads its body, and nothing follows it.
+            request.body.fail(MalformedBody(reason))
+            return
+        bad = _bad_request(reason, self.client_ip)
+        bad.status = status
+        self._dispatch(bad)
 
     # -- writing, for the application --
 

@@ -6,6 +6,13 @@ multiples of 10 s of Unix time, so `(edge, interval_start)` is a stable idempote
 however often a report is retried. Closed intervals go to `StatsBuffer`, one small JSON
 file each under the cache dir, so an outage of the control plane (or a restart of the
 edge) loses nothing until the bound is reached, and then the oldest go first.
+
+The current interval is saved into its file every second too (a checkpoint, without fsync:
+it is there for a process that dies, which the kernel outlives), so an edge killed with
+SIGKILL loses at most the last second of counts. A `running` marker beside the files says
+an edge is up and holds the requests of its last saved second; an edge that finds it at
+start stopped without saving, logs so, and reports that second's requests as
+`lost_estimate`: the loss is a number the control plane shows, never silent.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cdncontract.stats import COUNTER_NAMES, LATENCY_BOUNDS_MS, LATENCY_BUCKETS, interval_start
+from cdncontract.stats import COUNTER_NAMES, LATENCY_BOUNDS_MS, LATENCY_BUCKETS, STATS_CHECKPOINT_SECONDS, interval_start
 from cdncontract.stats import STATS_INTERVAL_SECONDS as INTERVAL_SECONDS
 
 from .files import write_atomically
@@ -36,7 +43,11 @@ HIT = 1  # Hit or RefreshHit
 MISS = 2  # went to the origin
 BLOCKED = 3  # 403 for a method or viewer protocol policy
 
+# The status `record` takes for a response the viewer abandoned (CloudFront logs 000).
+CLIENT_ABORT = 0
+
 _REPORT_FILE = re.compile(r"(\d+)\.json")
+RUNNING_MARKER = "running"
 
 
 def latency_bucket(seconds: float) -> int:
@@ -51,18 +62,20 @@ class Counters:
     reference to it (next to its routing memo) and skip the lookup by distribution id.
     """
 
-    __slots__ = ("requests", "outcomes", "bytes_out", "bytes_in", "statuses", "latency", "fast_hits")
+    __slots__ = ("requests", "outcomes", "bytes_out", "bytes_in", "statuses", "latency", "fast_hits", "lost_estimate")
 
     def __init__(self) -> None:
         self.requests = 0
         self.outcomes = [0, 0, 0, 0]
         self.bytes_out = 0
         self.bytes_in = 0
-        # Indexed by status // 100; 1xx and anything odd an origin sends are not reported.
+        # Indexed by status // 100; [0] counts client aborts (CLIENT_ABORT), and 1xx and
+        # anything odd an origin sends are not reported.
         self.statuses = [0] * 10
         self.latency = [0] * LATENCY_BUCKETS
         # Fast-path hits by status // 100, folded into the other counters only when read.
         self.fast_hits = [0] * 10
+        self.lost_estimate = 0
 
     def count(self, status: int, outcome: int, bytes_out: int, seconds: float) -> None:
         """One finished response; `seconds` is the time to its last byte."""
@@ -85,7 +98,7 @@ class Counters:
 
     @property
     def empty(self) -> bool:
-        return self.requests == 0 and self.bytes_in == 0 and not any(self.fast_hits)
+        return self.requests == 0 and self.bytes_in == 0 and not any(self.fast_hits) and not self.lost_estimate
 
     def reset(self) -> None:
         self.requests = 0
@@ -95,6 +108,7 @@ class Counters:
         self.statuses[:] = [0] * 10
         self.latency[:] = [0] * LATENCY_BUCKETS
         self.fast_hits[:] = [0] * 10
+        self.lost_estimate = 0
 
     def as_report(self) -> dict[str, Any]:
         fast = self.fast_hits
@@ -112,6 +126,8 @@ class Counters:
             "status_4xx": statuses[4],
             "status_5xx": statuses[5],
             "blocked": outcomes[BLOCKED],
+            "client_aborts": statuses[CLIENT_ABORT],
+            "lost_estimate": self.lost_estimate,
             "latency_ms_buckets": list(self.latency),
         }
 
@@ -122,12 +138,13 @@ def merge_reports(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]
     for dist_id, counts in other["distributions"].items():
         mine = dists.get(dist_id)
         if mine is None:
-            dists[dist_id] = {name: counts[name] for name in COUNTER_NAMES} | {
+            # A file written before an upgrade may lack the newer counters.
+            dists[dist_id] = {name: counts.get(name, 0) for name in COUNTER_NAMES} | {
                 "latency_ms_buckets": list(counts["latency_ms_buckets"])
             }
             continue
         for name in COUNTER_NAMES:
-            mine[name] += counts[name]
+            mine[name] = mine.get(name, 0) + counts.get(name, 0)
         mine["latency_ms_buckets"] = [a + b for a, b in zip(mine["latency_ms_buckets"], counts["latency_ms_buckets"])]
     return into
 
@@ -159,14 +176,17 @@ class StatsBuffer:
     def _path(self, start: int) -> Path:
         return self.directory / f"{start}.json"
 
-    def put(self, report: dict[str, Any]) -> None:
-        """Store a closed interval; a second part of an unsent interval is added to the first."""
+    def put(self, report: dict[str, Any], durable: bool = True) -> None:
+        """Store an interval's counts; a later part of an unsent interval is added to the first.
+
+        `durable=False` (the per-second checkpoint) skips the fsync (files.write_atomically).
+        """
         start = int(report["interval_start"])
         if start in self._starts:
             earlier = self.load(start)
             if earlier is not None:
                 report = merge_reports(earlier, report)
-        write_atomically(self._path(start), json.dumps(report, separators=(",", ":")).encode())
+        write_atomically(self._path(start), json.dumps(report, separators=(",", ":")).encode(), durable=durable)
         if start not in self._starts:
             self._starts.append(start)
             self._starts.sort()
@@ -206,13 +226,37 @@ class StatsBuffer:
 
 
 class StatsCollector:
-    """Counts the current interval and hands closed ones to the buffer (if any)."""
+    """Counts the current interval, saves it every second and hands closed ones to the buffer."""
 
     def __init__(self, buffer: StatsBuffer | None = None, clock: Callable[[], float] = time.time) -> None:
         self.buffer = buffer
         self.clock = clock
         self.current_start = interval_start(clock())
         self._counters: dict[str, Counters] = {}
+        self.unclean_stops = 0
+        self._last_saved: dict[str, int] = {}
+        if buffer is not None:
+            self._recover_marker(buffer.directory / RUNNING_MARKER)
+
+    def _recover_marker(self, marker: Path) -> None:
+        """At start: a marker left behind means the last run died without saving its counts."""
+        try:
+            saved = json.loads(marker.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            saved = {}
+            log.error("unreadable stats marker %s (%s): the loss of the last run is unknown", marker, exc)
+        self.unclean_stops += 1
+        lost = saved.get("last_second") if isinstance(saved, dict) else None
+        lost = {d: n for d, n in lost.items() if isinstance(n, int) and n > 0} if isinstance(lost, dict) else {}
+        for dist_id, requests in lost.items():
+            self.counters(dist_id).lost_estimate += requests
+        log.warning(
+            "the last run stopped without saving its stats (killed or crashed): the counts after its last "
+            "checkpoint are lost, at most %ds, about %d requests (reported as lost_estimate)",
+            STATS_CHECKPOINT_SECONDS, sum(lost.values()),
+        )  # fmt: skip
 
     def counters(self, distribution_id: str) -> Counters:
         counters = self._counters.get(distribution_id)
@@ -221,7 +265,10 @@ class StatsCollector:
         return counters
 
     def record(self, distribution_id: str, status: int, outcome: int, bytes_out: int, seconds: float) -> None:
-        """Count one finished response; `seconds` is the time to its last byte."""
+        """Count one finished response; `seconds` is the time to its last byte.
+
+        `status` is CLIENT_ABORT for a response the viewer abandoned.
+        """
         counters = self._counters.get(distribution_id)
         if counters is None:
             counters = self._counters[distribution_id] = Counters()
@@ -240,40 +287,63 @@ class StatsCollector:
         start = interval_start(self.clock() if now is None else now)
         if start <= self.current_start:
             return None
-        report = self._close()
+        report = self._close(durable=True)
         self.current_start = start
         return report
 
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Save the counts of the current interval so far (every second, without fsync)."""
+        return self._close(durable=False)
+
     def flush(self) -> dict[str, Any] | None:
-        """Shutdown: buffer what the current interval holds so far.
+        """Shutdown: buffer what the current interval holds so far, and say the stop was clean.
 
         A restart within the same interval adds its own counts to this file rather than
         sending a second report with the same key, which the control plane would ignore.
         """
-        return self._close()
-
-    def _close(self) -> dict[str, Any] | None:
-        active = sorted((d, c) for d, c in self._counters.items() if not c.empty)
-        if not active:
-            return None
-        report = {
-            "interval_start": self.current_start,
-            "interval_seconds": INTERVAL_SECONDS,
-            "distributions": {dist_id: counters.as_report() for dist_id, counters in active},
-        }
-        for _, counters in active:
-            counters.reset()
+        report = self._close(durable=True)
         if self.buffer is not None:
-            try:
-                self.buffer.put(report)
-            except OSError as exc:
-                self.buffer.dropped += 1
-                log.error("could not buffer the stats of interval %d: %s", report["interval_start"], exc)
+            (self.buffer.directory / RUNNING_MARKER).unlink(missing_ok=True)
         return report
 
+    def _close(self, durable: bool) -> dict[str, Any] | None:
+        active = sorted((d, c) for d, c in self._counters.items() if not c.empty)
+        report = None
+        if active:
+            report = {
+                "interval_start": self.current_start,
+                "interval_seconds": INTERVAL_SECONDS,
+                "distributions": {dist_id: counters.as_report() for dist_id, counters in active},
+            }
+            for _, counters in active:
+                counters.reset()
+        if self.buffer is not None:
+            try:
+                if report is not None:
+                    self.buffer.put(report, durable=durable)
+                self._mark_running(report)
+            except OSError as exc:
+                self.buffer.dropped += 1
+                log.error("could not buffer the stats of interval %d: %s", self.current_start, exc)
+        return report
+
+    def _mark_running(self, report: dict[str, Any] | None) -> None:
+        """The marker a later start reads if this run dies before `flush`: the last saved second."""
+        assert self.buffer is not None
+        saved = {d: c["requests"] for d, c in report["distributions"].items()} if report is not None else {}
+        marker = self.buffer.directory / RUNNING_MARKER
+        if saved == self._last_saved and marker.exists():
+            return  # an idle edge writes nothing
+        write_atomically(marker, json.dumps({"last_second": saved}, separators=(",", ":")).encode(), durable=False)
+        self._last_saved = saved
+
     async def run(self) -> None:
-        """Close each interval as its end passes; cancelled on shutdown."""
+        """Save the counts every second and close each interval as its end passes; cancelled on shutdown."""
         while True:
             now = self.clock()
-            await asyncio.sleep(max(0.0, interval_start(now) + INTERVAL_SECONDS - now) + 0.001)
-            self.rotate()
+            step = STATS_CHECKPOINT_SECONDS
+            await asyncio.sleep(max(0.0, (int(now) // step + 1) * step - now) + 0.001)
+            if interval_start(self.clock()) > self.current_start:
+                self.rotate()
+            else:
+                self.checkpoint()

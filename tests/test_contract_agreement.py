@@ -41,7 +41,7 @@ from distributions import crypto, edge_client, selectors, services
 from distributions.compiler import compile_document
 from distributions.models import Invalidation, TrafficStat, hash_token
 from edgeagent.config import ConfigError, parse_document
-from edgeagent.stats import EDGE, HIT, MISS, StatsCollector
+from edgeagent.stats import CLIENT_ABORT, EDGE, HIT, MISS, StatsCollector
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +126,8 @@ GENERATED_HEADERS = st.tuples(st.one_of(st.from_regex(r"\A[!#$%&'*+.^_`|~0-9A-Za
                               st.one_of(st.sampled_from(HEADER_VALUES), TEXT))
 PATH_PATTERNS = ("/images/*", "*.jpg", "images/*.png", "/a?c", "/a b", "/" + "a" * 254, "/" + "a" * 255, "/a\x7f",
                  "/ü", "", "/\t", "*")
-ORIGIN_PATHS = ("", "/", "/production", "/v1/", "v1", "/a b", "/a?b", "/a#b", "/a*", "/a\tb", "/a\x7fb", "/ü")
+ORIGIN_PATHS = ("", "/", "/production", "/v1/", "v1", "/a b", "/a?b", "/a#b", "/a*", "/a\tb", "/a\x7fb", "/ü",
+                "/a/..", "/./a", "/a\\b")
 ROOT_OBJECTS = ("", "index.html", "/index.html", "a b", "a?b", "a#b", "a\nb", "a\tb", "dir/index.html", "ü.html")
 ERROR_RESPONSES = (
     *({"error_code": code, "response_page_path": "", "response_code": None, "error_caching_min_ttl": 10}
@@ -332,7 +333,9 @@ def test_ttls_the_api_accepts_are_ttls_the_edge_accepts(api: APIClient, ttls: tu
 
 
 INVALIDATION_PATHS = st.lists(st.one_of(st.sampled_from(["/", "/index.html", "/images/*", "index.html", "/a b", "/a\tb",
-                                                         "/" + "a" * 4095, "/" + "a" * 4096, "/ü", ""]), TEXT),
+                                                         "/" + "a" * 4095, "/" + "a" * 4096, "/ü", "",
+                                                         "/a/../b", "/%2e%2e/x", "/a%2Fb", "/%zz", "/a\\b",
+                                                         "/%78?v=1"]), TEXT),
                               max_size=3)
 TAGS = st.lists(st.one_of(st.sampled_from(["product-1", "a b", " padded ", "", "x" * 1024, "x" * 1025, "t\x7f"]), TEXT),
                 max_size=3)
@@ -410,6 +413,7 @@ def test_a_report_the_edge_writes_is_one_the_control_plane_counts(api: APIClient
     collector.record(dist_id, 200, HIT, 1000, 0.0004)
     collector.record(dist_id, 404, MISS, 50, 0.03)
     collector.record(dist_id, 301, EDGE, 0, 0.0001)
+    collector.record(dist_id, CLIENT_ABORT, MISS, 500, 1.0)
     collector.count_origin_bytes(dist_id, 70)
     now[0] += STATS_INTERVAL_SECONDS
     report = collector.rotate()
@@ -420,5 +424,6 @@ def test_a_report_the_edge_writes_is_one_the_control_plane_counts(api: APIClient
     assert answer.status_code == 200 and answer.json() == {"accepted": True}, answer.content
     row = TrafficStat.objects.get(distribution_id=dist_id, resolution="minute")
     assert {name: getattr(row, name) for name in COUNTER_NAMES} == {
-        "requests": 3, "hits": 1, "misses": 1, "bytes_out": 1050, "bytes_in": 70,
-        "status_2xx": 1, "status_3xx": 1, "status_4xx": 1, "status_5xx": 0, "blocked": 0}
+        "requests": 4, "hits": 1, "misses": 2, "bytes_out": 1550, "bytes_in": 70,
+        "status_2xx": 1, "status_3xx": 1, "status_4xx": 1, "status_5xx": 0, "blocked": 0,
+        "client_aborts": 1, "lost_estimate": 0}

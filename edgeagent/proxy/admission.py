@@ -2,9 +2,10 @@
 
 `admit()` is a pure function of the running config and of what the request line and the
 viewer connection say (scheme, method, Host, target). It decides which distribution and
-behavior take the request and whether it is let in: unknown host (404), the viewer
-protocol policy (301 to https, or 403 for https-only), the behavior's allowed methods
-(403 with `Allow`), then whether the method is cached.
+behavior take the request and whether it is let in: unknown host (404), a path without
+a normal form (400: every later rule reads the normalised path, never the raw one), the
+viewer protocol policy (301 to https, or 403 for https-only), the behavior's allowed
+methods (403 with `Allow`), then whether the method is cached.
 
 Both paths use it, so a rule written here cannot miss cached hits:
 - the hit fast path (`hit.py`) calls it once per entry of its routing memo, keyed by
@@ -27,6 +28,8 @@ never serves from the memo): then no hit can skip it.
 
 from __future__ import annotations
 
+from cdncontract.paths import PathError, normalise_path, split_target
+
 from ..config import Behavior, Distribution, EdgeConfig
 
 # Verdict kinds.
@@ -34,12 +37,13 @@ ADMIT = 0  # serve it: from the cache when `cached`, else passed to the origin
 NOT_FOUND = 1  # no config, or no distribution for this Host: 404
 REDIRECT = 2  # plain http under redirect-to-https: 301 to `location`
 FORBIDDEN = 3  # refused with 403 (viewer protocol policy, method, access checks)
+BAD_REQUEST = 4  # a path without a normal form (cdncontract.paths.normalise_path): 400
 
 
 class Admission:
     """The verdict of `admit` for one request (shared by every request of a memo entry)."""
 
-    __slots__ = ("kind", "dist", "behavior", "path", "scheme", "cached", "status", "text", "location", "allow",
+    __slots__ = ("kind", "dist", "behavior", "path", "scheme", "query", "cached", "status", "text", "location", "allow",
                  "memoisable")  # fmt: skip
 
     def __init__(
@@ -49,6 +53,7 @@ class Admission:
         behavior: Behavior | None = None,
         path: str = "",
         scheme: str = "http",
+        query: str = "",
         cached: bool = False,
         status: int = 0,
         text: str = "",
@@ -59,9 +64,13 @@ class Admission:
         self.kind = kind
         self.dist = dist
         self.behavior = behavior
-        # The request path after the default root object is applied (what the cache keys on).
+        # The request path in its normal form (cdncontract.paths.normalise_path), after the
+        # default root object is applied: what behaviors match, the cache keys on, invalidations
+        # match and the origin is asked for. For BAD_REQUEST, the path as received.
         self.path = path
         self.scheme = scheme
+        # The query as received, without a fragment.
+        self.query = query
         self.cached = cached
         # For a refusal: the status and text the edge answers with, and its extra fields.
         self.status = status
@@ -86,7 +95,13 @@ def admit(config: EdgeConfig | None, scheme: str, method: str, host: str | None,
     dist = config.find_distribution(host or "")
     if dist is None:
         return Admission(NOT_FOUND, scheme=scheme, status=404, text="404 Not Found: no distribution serves this host.")
-    path = target.partition("?")[0]
+    raw_path, query = split_target(target)
+    try:
+        path = normalise_path(raw_path.encode("latin-1"))
+    except PathError as exc:
+        return Admission(
+            BAD_REQUEST, dist, dist.behaviors[-1], raw_path, scheme, status=400, text=f"400 Bad Request: {exc.problem}."
+        )
     if path == "/" and dist.root_path:
         path = dist.root_path
     behavior = dist.match_behavior(path)
@@ -109,7 +124,7 @@ def admit(config: EdgeConfig | None, scheme: str, method: str, host: str | None,
             FORBIDDEN, dist, behavior, path, scheme,
             status=403, text=f"403 Forbidden: method {method} is not allowed here.", allow=behavior.allow_header,
         )  # fmt: skip
-    return Admission(ADMIT, dist, behavior, path, scheme, cached=method in behavior.cached_methods)
+    return Admission(ADMIT, dist, behavior, path, scheme, query, cached=method in behavior.cached_methods)
 
 
 def _access_checks(

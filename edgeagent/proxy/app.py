@@ -15,13 +15,14 @@ import time
 
 from cdncontract.cache_key import distribution_prefix
 
-from ..accesslog import SIMPLE_CONTENT_TYPE, Line, protocol_version, range_bounds, result_type
+from ..accesslog import CLIENT_COMM_ERROR, SIMPLE_CONTENT_TYPE, Line, protocol_version, range_bounds, result_type
 from ..origin import OriginError
-from ..server import HttpConnection, Request
-from ..stats import BLOCKED
+from ..server import ClientDisconnected, HttpConnection, MalformedBody, Request
+from ..stats import BLOCKED, CLIENT_ABORT
 from . import admission as admission_mod
-from .admission import ADMIT, FORBIDDEN, REDIRECT, Admission, viewer_scheme
+from .admission import ADMIT, BAD_REQUEST, FORBIDDEN, REDIRECT, Admission, viewer_scheme
 from .context import Ctx
+from .heads import reason
 from .hit import HitPath
 
 log = logging.getLogger("edgeagent.proxy")
@@ -46,8 +47,10 @@ class Proxy(HitPath):
     def reject(self, req: Request, conn: HttpConnection) -> None:
         """A malformed request: 400, and the connection closes after it."""
         self.metrics.bad_requests += 1
-        conn.write(self._simple_bytes(req, 400, f"400 Bad Request: {req.bad}.", "Error", keep_alive=False))
-        self._log(req, self._scheme(req, conn), None, 400, 0, "Error", 0.0)
+        status = req.status
+        text = f"{status} {reason(status)}: {req.bad}."
+        conn.write(self._simple_bytes(req, status, text, "Error", keep_alive=False))
+        self._log(req, self._scheme(req, conn), None, status, 0, "Error", 0.0)
 
     def _log(
         self,
@@ -95,8 +98,9 @@ class Proxy(HitPath):
             await self._send_simple(req, conn, 404, admission.text, "Error")
             return
         metrics = self.metrics.for_distribution(dist.id)
-        ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, metrics)
+        ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, metrics, admission.query)
         began = time.monotonic()
+        aborted = False
         try:
             if admission.kind != ADMIT:
                 await self._refuse(ctx, admission)
@@ -106,7 +110,18 @@ class Proxy(HitPath):
                     await self._cached(ctx)
                 else:
                     await self._pass(ctx, write=req.method not in ("GET", "HEAD", "OPTIONS"))
-            except OriginError as exc:
+            except (OriginError, MalformedBody) as exc:
+                malformed = req.body.error if req.body is not None else None
+                if isinstance(malformed, MalformedBody):
+                    # The viewer's chunked body broke while it streamed to the origin: the
+                    # viewer's fault (400), not the origin's; the connection closes after it.
+                    self.metrics.bad_requests += 1
+                    if ctx.started:
+                        conn.abort()
+                        return
+                    await self._error(ctx, 400, f"400 Bad Request: {malformed}.")
+                    return
+                assert isinstance(exc, OriginError)
                 metrics.origin_failures += 1
                 if ctx.started:
                     # Part of the body is out: only a cut connection tells the viewer it is short.
@@ -114,10 +129,21 @@ class Proxy(HitPath):
                     conn.abort()
                     return
                 await self._origin_failed(ctx, exc)
+        except (ClientDisconnected, asyncio.CancelledError):
+            # The viewer left before the response was whole (its connection's loss cancels
+            # this task): a client abort, not a 2xx. CloudFront logs the status it had
+            # started to send (000 before any) and an Error whose detail is ClientCommError.
+            aborted = True
+            raise
         finally:
             taken = time.monotonic() - began
-            self.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, taken)
-            self._log(req, admission.scheme, dist.id, ctx.status, ctx.sent, ctx.result, taken, ctx)
+            if aborted:
+                self.stats.record(dist.id, CLIENT_ABORT, ctx.outcome, ctx.sent, taken)
+                self._log(req, admission.scheme, dist.id, ctx.status if ctx.started else 0, ctx.sent,
+                          CLIENT_COMM_ERROR, taken, ctx)
+            else:
+                self.stats.record(dist.id, ctx.status, ctx.outcome, ctx.sent, taken)
+                self._log(req, admission.scheme, dist.id, ctx.status, ctx.sent, ctx.result, taken, ctx)
 
     async def _refuse(self, ctx: Ctx, admission: Admission) -> None:
         """Answer an admission refusal (the same verdict for a request the cache could answer)."""
@@ -129,6 +155,10 @@ class Proxy(HitPath):
                 ctx.req, ctx.conn, admission.status, admission.text, "Error",
                 extra=[("Location", admission.location)], metrics=ctx.metrics,
             )  # fmt: skip
+            return
+        if admission.kind == BAD_REQUEST:
+            self.metrics.bad_requests += 1
+            await self._error(ctx, admission.status, admission.text)
             return
         assert admission.kind == FORBIDDEN
         ctx.outcome = BLOCKED

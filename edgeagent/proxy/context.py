@@ -38,9 +38,9 @@ class Ctx:
     """A request routed to its distribution and behavior, with the config it started on."""
 
     __slots__ = (
-        "req", "conn", "config", "dist", "behavior", "path", "scheme", "metrics", "head_only", "key", "started",
-        "status", "outcome", "sent", "result", "content_type", "content_range", "origin_began", "origin_fbl",
-        "origin_lbl",
+        "req", "conn", "config", "dist", "behavior", "path", "scheme", "query", "metrics", "head_only", "key",
+        "started", "status", "outcome", "sent", "result", "cache_status", "content_type", "content_range",
+        "origin_began", "origin_fbl", "origin_lbl", "relay_interim",
     )  # fmt: skip
 
     def __init__(
@@ -53,14 +53,17 @@ class Ctx:
         path: str,
         scheme: str,
         metrics: DistributionMetrics,
+        query: str = "",
     ) -> None:
         self.req = req
         self.conn = conn
         self.config = config
         self.dist = dist
         self.behavior = behavior
+        # The path in its normal form and the query without a fragment (admission.admit).
         self.path = path
         self.scheme = scheme
+        self.query = query
         # The distribution's Prometheus counters (prometheus.py); the control-plane stats
         # are recorded from `status`, `outcome` and `sent` below.
         self.metrics = metrics
@@ -74,11 +77,19 @@ class Ctx:
         # What the access log adds: the X-Cache result, response fields, origin timings.
         # A response that never reaches _start_response is one of the edge's plain texts.
         self.result = "Error"
+        # This edge's Cache-Status parameters (RFC 9211) for the response, set by the phase
+        # that knows the outcome (`fwd=stale; fwd-status=304`, `hit; ttl=-5`, ...); "" takes
+        # the default of the X-Cache result (heads.CACHE_STATUS).
+        self.cache_status = ""
         self.content_type: str | None = SIMPLE_CONTENT_TYPE
         self.content_range: str | None = None
         self.origin_began = 0.0
         self.origin_fbl: float | None = None
         self.origin_lbl: float | None = None
+        # The viewer waits for the answer of this request's origin fetch, so the origin's
+        # interim (1xx) responses go to it (PassThrough._relay_interim); not for background
+        # refreshes, custom error pages or fills this viewer only joined.
+        self.relay_interim = False
 
     def origin_done(self) -> None:
         """The origin's body has been read to its end (origin-lbl)."""

@@ -54,6 +54,9 @@ class FillHead:
     error: OriginError | None = None
     shareable: bool = True
     stale: bool = False
+    age: int = 0
+    # This edge's Cache-Status parameters for the answer (Ctx.cache_status); "" for the default.
+    cache_status: str = ""
 
 
 class Subscription:
@@ -162,49 +165,99 @@ class Fill:
 # ---- what a fill decides (pure) ----
 
 
-def _int_header(value: str | None) -> int:
-    if value is None or not value.strip().isdigit():
-        return 0
-    return int(value.strip())
-
-
 def _validators(headers: list[tuple[str, str]]) -> tuple[str | None, str | None]:
     return header(headers, "etag"), header(headers, "last-modified")
 
 
+# Fields a 304 never updates on a stored object (RFC 9111 3.2 lets a cache keep those its
+# stored body depends on): the framing, and the coding of the body as stored (which may be
+# this edge's own compression).
+_NOT_UPDATED = NOT_STORED | {"content-length", "content-encoding", "transfer-encoding"}
+
+
 def _merge_304(stored: tuple[tuple[str, str], ...], fresh: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Stored headers updated with those of a 304 (RFC 9111 4.3.4), framing fields excepted."""
-    updates = {n.lower(): (n, v) for n, v in fresh if n.lower() not in NOT_STORED and n.lower() != "content-length"}
-    out = [updates.pop(n.lower(), (n, v)) for n, v in stored]
-    out.extend(updates.values())
+    """Stored headers updated with those of a 304 (RFC 9111 3.2, 4.3.4): every field the 304
+    carries replaces all the stored lines of that name (in the stored position), stored
+    fields it does not carry are kept, and new ones are added at the end."""
+    updates: dict[str, list[tuple[str, str]]] = {}
+    for name, value in fresh:
+        if name.lower() not in _NOT_UPDATED:
+            updates.setdefault(name.lower(), []).append((name, value))
+    out: list[tuple[str, str]] = []
+    placed: set[str] = set()
+    for name, value in stored:
+        lname = name.lower()
+        if lname not in updates:
+            out.append((name, value))
+        elif lname not in placed:
+            placed.add(lname)
+            out.extend(updates[lname])
+    for lname, lines in updates.items():
+        if lname not in placed:
+            out.extend(lines)
     return out
 
 
-def _lifetime(decision: policy.Decision, lower: Mapping[str, str], now: float) -> dict[str, Any]:
-    """The ObjectMeta fields a caching decision sets, for a new object and a revalidated one alike."""
+def _lifetime(decision: policy.Decision, now: float) -> dict[str, Any]:
+    """The ObjectMeta fields a caching decision sets, for a new object and a revalidated one alike.
+
+    `origin_age` is the corrected initial age (RFC 9111 4.2.3): with `stored_at` it is all
+    policy.freshness needs, on this edge and after a restart.
+    """
     return {
         "stored_at": now,
         "ttl": decision.ttl,
         "stale_while_revalidate": decision.stale_while_revalidate,
         "stale_if_error": decision.stale_if_error,
         "must_revalidate": decision.must_revalidate,
-        "origin_age": _int_header(lower.get("age")),
+        "origin_age": decision.initial_age,
     }
 
 
+def _for_viewers(headers: Sequence[tuple[str, str]], behavior: Behavior) -> list[tuple[str, str]]:
+    """Headers without the targeted cache-control fields this edge obeys: they speak to
+    this cache, not to the viewer's (docs/caching.md)."""
+    targeted = policy.targeted_names(behavior.cache_policy)
+    return [(n, v) for n, v in headers if n.lower() not in targeted]
+
+
+def _targeted(lower: Mapping[str, str], behavior: Behavior) -> tuple[tuple[str, str], ...]:
+    """The targeted fields of a response, as ObjectMeta.targeted keeps them."""
+    return tuple((n, lower[n]) for n in policy.targeted_names(behavior.cache_policy) if n in lower)
+
+
 def revalidated_meta(
-    stale: ObjectMeta, fresh_headers: Sequence[tuple[str, str]], behavior: Behavior, now: float
-) -> ObjectMeta:
-    """A stored object after its origin answered 304: headers updated, TTL and validators recomputed."""
+    stale: ObjectMeta, fresh_headers: Sequence[tuple[str, str]], behavior: Behavior, now: float,
+    requested_at: float | None = None,
+    authorized: bool = False,
+) -> ObjectMeta | None:
+    """A stored object after its origin answered 304: headers updated, TTL and validators recomputed.
+
+    The age is the 304's own (its Age and Date, or none): the validation is what the object's
+    age now counts from. Targeted fields the 304 does not repeat are the stored ones. None
+    when the update makes it an answer for one viewer only (a Set-Cookie, a new Vary,
+    `private` on an authorized request: policy.private_to_viewer).
+    """
     merged = _merge_304(stale.headers, list(fresh_headers))
     lower = lower_map(merged)
-    decision = policy.decide(stale.status, lower, behavior.cache_policy, "GET", now)
+    own = lower_map(fresh_headers)
+    for name in ("age", "date"):
+        lower.pop(name, None)
+        if name in own:
+            lower[name] = own[name]
+    for name, value in stale.targeted:
+        lower.setdefault(name, value)
+    decision = policy.decide(stale.status, lower, behavior.cache_policy, "GET", now, requested_at=requested_at,
+                             authorized=authorized)
+    if decision.reason in policy.PRIVATE_REASONS:
+        return None
     return replace(
         stale,
-        headers=tuple(merged),
+        headers=tuple(_for_viewers(merged, behavior)),
         etag=lower.get("etag", stale.etag),
         last_modified=lower.get("last-modified", stale.last_modified),
-        **_lifetime(decision, lower, now),
+        targeted=_targeted(lower, behavior),
+        **_lifetime(decision, now),
     )
 
 
@@ -224,6 +277,7 @@ class StorePlan:
     coding: str | None
     meta: ObjectMeta | None
     shareable: bool
+    age: int = 0
 
 
 def plan_store(
@@ -235,13 +289,17 @@ def plan_store(
     response_headers: Sequence[tuple[str, str]],
     ranged: bool,
     now: float,
+    requested_at: float | None = None,
 ) -> StorePlan:
-    """The store decision and the compression choice for an origin answer."""
-    headers = [(n, v) for n, v in response_headers if n.lower() not in NOT_STORED]
+    """The store decision and the compression choice for an origin answer (received at
+    `now` for a request sent at `requested_at`)."""
+    headers = _for_viewers([(n, v) for n, v in response_headers if n.lower() not in NOT_STORED], behavior)
     lower = lower_map(response_headers)
     length = content_length(lower)
     cache_policy = behavior.cache_policy
-    decision = policy.decide(status, lower, cache_policy, "GET", now, dist.error_responses.get(status))
+    authorized = policy.forwarded_authorization(behavior, request_headers)
+    decision = policy.decide(status, lower, cache_policy, "GET", now, dist.error_responses.get(status),
+                             requested_at=requested_at, authorized=authorized)
     vary_names = policy.vary_names(lower.get("vary"))
     if vary_names and cache_policy.encoding_in_key:
         vary_names = tuple(n for n in vary_names if n != "accept-encoding")
@@ -265,9 +323,10 @@ def plan_store(
             tags=policy.surrogate_keys(lower.get("surrogate-key")),
             vary=vary_names,
             vary_key=policy.vary_key(vary_names, request_headers) if vary_names else "",
-            **_lifetime(decision, lower, now),
+            targeted=_targeted(lower, behavior),
+            **_lifetime(decision, now),
         )
-    return StorePlan(headers, length, coding, meta, decision.cacheable)
+    return StorePlan(headers, length, coding, meta, decision.cacheable, decision.initial_age)
 
 
 # ---- the fill phase ----
@@ -282,17 +341,18 @@ class Filling(PassThrough):
             # CachingDisabled: every request is its own origin request, never collapsed.
             await self._pass(ctx, write=False)
             return
-        key = ctx.key = policy.cache_key(ctx.dist, ctx.behavior, req.method, ctx.path, req.query, req.headers)
+        key = ctx.key = policy.cache_key(ctx.dist, ctx.behavior, req.method, ctx.path, ctx.query, req.headers)
         now = time.time()
         obj = self.store.lookup(key, req.headers)
         if obj is not None:
-            verdict, _ = policy.freshness(obj.meta, now)
+            verdict, age = policy.freshness(obj.meta, now)
             if verdict == policy.FRESH:
                 await self._serve_object(ctx, obj, "Hit")
                 return
             if verdict == policy.SERVE_STALE:
                 self._start_fill(ctx, key, obj)
                 ctx.metrics.stale_served += 1
+                ctx.cache_status = f"hit; ttl={obj.meta.ttl - age}; detail=stale-while-revalidate"
                 await self._serve_object(ctx, obj, "Hit")
                 return
         range_header = req.headers.get("range")
@@ -321,6 +381,7 @@ class Filling(PassThrough):
 
     async def _serve_fill(self, ctx: Ctx, fill: Fill, owner: bool) -> None:
         ctx.outcome = MISS
+        ctx.relay_interim = owner  # the fill's fetch is this viewer's own
         sub = fill.subscribe(owner)
         try:
             if owner:
@@ -331,6 +392,8 @@ class Filling(PassThrough):
                     head = await asyncio.wait_for(asyncio.shield(fill.head), self.settings.collapse_timeout)
                 except asyncio.TimeoutError:
                     head = FillHead("pass")
+            if head.cache_status:
+                ctx.cache_status = head.cache_status if owner else head.cache_status + "; collapsed"
             if head.kind == "object" and head.obj is not None:
                 if head.stale:
                     ctx.metrics.stale_served += 1
@@ -374,7 +437,7 @@ class Filling(PassThrough):
         status = head.status
         etag, last_modified = _validators(headers)
         if status == 200 and policy.not_modified(req.headers, etag, last_modified):
-            await self._send_head_only(ctx, 304, for_304(headers), head.result)
+            await self._send_head_only(ctx, 304, for_304(headers), head.result, head.age)
             return
         ranges = policy.RangeSpec(policy.RANGE_NONE)
         if status == 200 and length is not None and "range" in req.headers:
@@ -393,7 +456,7 @@ class Filling(PassThrough):
         if ranges.kind == policy.RANGE_SINGLE:
             first, last = ranges.ranges[0]
             out = [(n, v) for n, v in headers] + [("Content-Range", ranges.content_range())]
-            writer = self._start_response(ctx, 206, out, last - first + 1, head.result)
+            writer = self._start_response(ctx, 206, out, last - first + 1, head.result, head.age)
             if ctx.head_only:
                 writer.finish()
                 return
@@ -407,7 +470,7 @@ class Filling(PassThrough):
                     break
             writer.finish()
             return
-        writer = self._start_response(ctx, status, headers, length, head.result)
+        writer = self._start_response(ctx, status, headers, length, head.result, head.age)
         if ctx.head_only:
             writer.finish()
             return
@@ -425,12 +488,19 @@ class Filling(PassThrough):
                     extra.append(("If-None-Match", stale.meta.etag))
                 if stale.meta.last_modified:
                     extra.append(("If-Modified-Since", stale.meta.last_modified))
+            requested_at = time.time()
             try:
                 response = await self._fetch(ctx, "GET" if ctx.req.method == "HEAD" else ctx.req.method, extra, None)
             except OriginError as exc:
                 ctx.metrics.origin_failures += 1
                 if stale is not None and policy.stale_if_error(stale.meta, time.time(), None):
-                    fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
+                    fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True,
+                                                  cache_status="fwd=stale; detail=stale-if-error"))
+                elif stale is not None and stale.meta.must_revalidate:
+                    # RFC 9111 4.2.4: a stale response that must be revalidated is replaced
+                    # by a 504 when the origin cannot revalidate it.
+                    fill.head.set_result(FillHead("error", error=OriginError(
+                        exc.origin_id, "the stored response must be revalidated and the origin is unreachable", True)))
                 else:
                     fill.head.set_result(FillHead("error", error=exc))
                 fill.finish()
@@ -438,15 +508,22 @@ class Filling(PassThrough):
             now = time.time()
             status = response.status
             if status == 304 and stale is not None:
-                refreshed = self.store.refresh(stale, revalidated_meta(stale.meta, response.headers, ctx.behavior, now))
+                authorized = policy.forwarded_authorization(ctx.behavior, ctx.req.headers)
+                meta = revalidated_meta(stale.meta, response.headers, ctx.behavior, now, requested_at, authorized)
                 ctx.origin_done()
                 response.release()
                 response = None
-                fill.head.set_result(FillHead("object", obj=refreshed, result="RefreshHit"))
+                if meta is None:
+                    # No longer an answer the cache may share: drop it, every waiter asks on its own.
+                    self.store.remove(fill.key)
+                    fill.head.set_result(FillHead("pass"))
+                else:
+                    fill.head.set_result(FillHead("object", obj=self.store.refresh(stale, meta), result="RefreshHit"))
                 fill.finish()
                 return
             if stale is not None and status >= 500 and policy.stale_if_error(stale.meta, now, status):
-                fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True))
+                fill.head.set_result(FillHead("object", obj=stale, result="Hit", stale=True,
+                                              cache_status=f"fwd=stale; fwd-status={status}; detail=stale-if-error"))
                 fill.finish()
                 return
             length = content_length(lower_map(response.headers))
@@ -455,11 +532,16 @@ class Filling(PassThrough):
                 fill.head.set_result(FillHead("pass"))
                 fill.finish()
                 return
-            plan = plan_store(ctx.dist, ctx.behavior, ctx.path, ctx.req.headers, status, response.headers, ranged, now)
+            plan = plan_store(ctx.dist, ctx.behavior, ctx.path, ctx.req.headers, status, response.headers, ranged, now,
+                              requested_at)
             encoder: Encoder | None = make_encoder(plan.coding) if plan.coding is not None else None
             if plan.meta is not None:
                 writer = self.store.begin(fill.key, plan.meta, plan.length)
-            head = FillHead("stream", status, plan.headers, plan.length, "Miss", shareable=plan.shareable)
+            outcome = f"fwd={'stale' if stale is not None else 'uri-miss'}; fwd-status={status}"
+            if plan.meta is not None:
+                outcome += f"; stored; ttl={plan.meta.ttl - policy.age(plan.meta.stored_at, now, plan.meta.origin_age)}"
+            head = FillHead("stream", status, plan.headers, plan.length, "Miss", shareable=plan.shareable, age=plan.age,
+                            cache_status=outcome)
             fill.head.set_result(head)
             received = 0
             async for chunk in response.chunks():

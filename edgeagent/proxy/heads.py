@@ -8,17 +8,24 @@ edge's own short plain-text answers (errors, redirects).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 
+from .. import policy
 from ..store import CachedObject
 
 # Never replayed from a stored or origin response: the edge computes them per response.
 NOT_STORED = frozenset({"age", "content-length", "x-cache", "x-edge-location", "x-request-id", "connection"})
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 RESULTS = ("Hit", "Miss", "RefreshHit", "Error")
+# The Cache-Status parameters (RFC 9211) of a response whose phase did not set its own
+# (`Ctx.cache_status`), by X-Cache result. "Error" is the edge's own answer (a refusal).
+CACHE_STATUS = {"Hit": "hit", "Miss": "fwd=uri-miss", "RefreshHit": "fwd=stale; fwd-status=304",
+                "Error": "detail=refused"}
+_SF_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
 
 
 def reason(status: int) -> str:
@@ -43,29 +50,60 @@ class _DateCache:
 DATE = _DateCache()
 
 
+def cache_status_name(name: str) -> str:
+    """The edge's name as a Cache-Status cache identifier: an sf-token, else an sf-string."""
+    if _SF_TOKEN.fullmatch(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class Heads:
-    """Builds response heads for one edge (its name and PoP go into Via, X-Cache, X-Edge-Location)."""
+    """Builds response heads for one edge (its name and PoP go into Via, X-Cache,
+    Cache-Status, X-Edge-Location)."""
 
     def __init__(self, name: str, pop: str) -> None:
         self.via = f"1.1 {name} (edgeagent)"
+        self.cache_name = cache_status_name(name)
         self._location_line = f"X-Edge-Location: {pop}\r\n".encode("latin-1")
         self._x_cache = {r: f"X-Cache: {r} from {name}\r\n".encode("latin-1") for r in RESULTS}
 
-    def head(self, status: int, headers: Sequence[tuple[str, str]], framing: str, result: str) -> bytes:
-        """Status line, `headers` without the fields the edge owns (an upstream Via is
-        extended), `framing` (Content-Length or Transfer-Encoding, or ""), then Via, X-Cache
-        and X-Edge-Location. The per-response `tail` follows it."""
+    def head(
+        self, status: int, headers: Sequence[tuple[str, str]], framing: str, result: str, cache_status: str = ""
+    ) -> bytes:
+        """Status line, `headers` without the fields the edge owns (an upstream Via and
+        Cache-Status are extended), `framing` (Content-Length or Transfer-Encoding, or ""),
+        then Via, Cache-Status, X-Cache and X-Edge-Location. `cache_status` is this edge's
+        Cache-Status parameters (RFC 9211), by default those of `result` (CACHE_STATUS).
+        The per-response `tail` follows it."""
         lines = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
-        via = ""
+        via = upstream = ""
         for name, value in headers:
             lname = name.lower()
             if lname == "via":
                 via = value
+            elif lname == "cache-status":
+                upstream = f"{upstream}, {value}" if upstream else value
             elif lname not in NOT_STORED:
                 lines.append(f"{name}: {value}\r\n")
         lines.append(framing)
         lines.append(f"Via: {via + ', ' if via else ''}{self.via}\r\n")
+        lines.append(f"Cache-Status: {upstream + ', ' if upstream else ''}{self.cache_name}; "
+                     f"{cache_status or CACHE_STATUS[result]}\r\n")
         return "".join(lines).encode("latin-1") + self._x_cache[result] + self._location_line
+
+    def interim(self, status: int, text: str, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+        """An origin's 1xx as it goes on to the viewer (RFC 9110 15.2): its fields without the
+        hop-by-hop ones, and this edge in Via (7.6.3)."""
+        fields = policy.strip_hop_by_hop([(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers])
+        lines = [f"HTTP/1.1 {status} {text or reason(status)}\r\n"]
+        via = ""
+        for name, value in fields:
+            if name.lower() == "via":
+                via = value
+            else:
+                lines.append(f"{name}: {value}\r\n")
+        lines.append(f"Via: {via + ', ' if via else ''}{self.via}\r\n\r\n")
+        return "".join(lines).encode("latin-1")
 
     def object_head(self, obj: CachedObject) -> bytes:
         """The head of a stored object served whole as a Hit, kept on the object."""

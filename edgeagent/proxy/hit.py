@@ -108,7 +108,7 @@ class HitPath(Filling):
             # Refused, or not served from the cache: `handle` answers the same verdict.
             return False
         key = route.key or policy.cache_key(
-            route.dist, route.behavior, method, route.path, target.partition("?")[2], headers
+            route.dist, route.behavior, method, route.path, route.admission.query, headers
         )
         obj = self.store.lookup(key, headers)
         if obj is None:
@@ -199,7 +199,7 @@ class HitPath(Filling):
         key = ""
         cp = admission.behavior.cache_policy
         if admission.kind == ADMIT and cp.headers.behavior == "none" and cp.cookies.behavior == "none":
-            key = policy.cache_key(dist, admission.behavior, "GET", admission.path, target.partition("?")[2], headers)
+            key = policy.cache_key(dist, admission.behavior, "GET", admission.path, admission.query, headers)
         tail = self.access_log.ring(dist.id) if self.access_log is not None else None
         route = Route(
             config, admission, key, self.metrics.for_distribution(dist.id), self.stats.counters(dist.id),

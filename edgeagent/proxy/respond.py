@@ -13,6 +13,8 @@ import asyncio
 import os
 import time
 
+from cdncontract.paths import PathError, normalise_path
+
 from .. import policy
 from ..accesslog import SIMPLE_CONTENT_TYPE
 from ..config import ErrorResponse
@@ -116,7 +118,7 @@ class Responding(ProxyState):
                 await writer.send(plan.tail)
             writer.finish()
             return
-        if result == "Hit" and obj.body is not None:
+        if result == "Hit" and obj.body is not None and not ctx.cache_status:
             head = obj.head
             if head is None:
                 head = obj.head = self.heads.object_head(obj)
@@ -163,12 +165,23 @@ class Responding(ProxyState):
     async def _custom_error(self, ctx: Ctx, status: int) -> bool:
         """Serve the distribution's error page for `status`; False when there is none to serve."""
         er: ErrorResponse | None = ctx.dist.error_responses.get(status)
-        if er is None or not er.response_page_path or er.response_page_path == ctx.path:
+        if er is None or not er.response_page_path:
             return False
-        page = await self._load_page(ctx, er.response_page_path)
+        try:
+            # The page is fetched and keyed like a viewer's request for it (in the normal form).
+            page_path = normalise_path(er.response_page_path.encode("utf-8"))
+        except PathError:
+            return False
+        if page_path == ctx.path:
+            return False
+        page = await self._load_page(ctx, page_path)
         if page is None:
             return False
         code = er.response_code or status
+        if not ctx.cache_status:
+            ctx.cache_status = "hit" if ctx.outcome == HIT else "fwd=uri-miss"
+        if "detail=" not in ctx.cache_status:
+            ctx.cache_status += "; detail=error-page"
         headers, body = page
         headers = [(n, v) for n, v in headers if n.lower() not in ("etag", "last-modified", "content-range")]
         writer = self._start_response(ctx, code, headers, len(body), "Error")
@@ -212,7 +225,9 @@ class Responding(ProxyState):
     async def _error(self, ctx: Ctx, status: int, text: str, extra: list[tuple[str, str]] | None = None) -> None:
         ctx.metrics.error += 1
         ctx.status = status
-        await self._send_simple(ctx.req, ctx.conn, status, text, "Error", extra=extra, metrics=ctx.metrics)
+        await self._send_simple(
+            ctx.req, ctx.conn, status, text, "Error", extra=extra, metrics=ctx.metrics, cache_status=ctx.cache_status
+        )
 
     def _simple_bytes(
         self,
@@ -222,6 +237,7 @@ class Responding(ProxyState):
         result: str,
         extra: list[tuple[str, str]] | None = None,
         keep_alive: bool = True,
+        cache_status: str = "",
     ) -> bytes:
         """One of the edge's own short plain-text answers (errors, redirects)."""
         body = f"{text}\nRequest ID: {req.request_id}\n".encode()
@@ -229,7 +245,7 @@ class Responding(ProxyState):
         if extra:
             headers += extra
         heads = self.heads
-        head = heads.head(status, headers, f"Content-Length: {len(body)}\r\n", result)
+        head = heads.head(status, headers, f"Content-Length: {len(body)}\r\n", result, cache_status)
         head += heads.tail(None, req.request_id, not keep_alive)
         return head if req.method == "HEAD" else head + body
 
@@ -242,10 +258,11 @@ class Responding(ProxyState):
         result: str,
         extra: list[tuple[str, str]] | None = None,
         metrics: DistributionMetrics | None = None,
+        cache_status: str = "",
     ) -> None:
         if metrics is not None:
             metrics.count_status(status)
-        conn.write(self._simple_bytes(req, status, text, result, extra, conn.keep_alive(req)))
+        conn.write(self._simple_bytes(req, status, text, result, extra, conn.keep_alive(req), cache_status))
         await conn.drain()
 
     async def _send_head_only(
@@ -280,7 +297,8 @@ class Responding(ProxyState):
         if not keep_alive:
             ctx.conn.close_after = True
         heads = self.heads
-        head = heads.head(status, headers, framing, result) + heads.tail(age or 0, req.request_id, not keep_alive)
+        head = heads.head(status, headers, framing, result, ctx.cache_status)
+        head += heads.tail(age or 0, req.request_id, not keep_alive)
         ctx.content_type = header(headers, "content-type")
         content_range = header(headers, "content-range")
         if content_range is not None:

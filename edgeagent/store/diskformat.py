@@ -83,6 +83,7 @@ class DiskLayout:
             "tags": sorted(meta.tags),
             "vary": list(meta.vary),
             "vary_key": meta.vary_key,
+            "targeted": [list(h) for h in meta.targeted],
         }
         data = json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogatepass")
         tmp = self.temp_path()
@@ -167,6 +168,7 @@ def load_meta(meta_path: str, directory: str) -> CachedObject | None:
             tags=frozenset(str(t) for t in record["tags"]),
             vary=tuple(str(n) for n in record["vary"]),
             vary_key=str(record["vary_key"]),
+            targeted=tuple((str(n), str(v)) for n, v in record.get("targeted", ())),
         )
         return CachedObject(str(record["key"]), str(record["primary"]), meta,
                             int(record["size"]), int(record["crc"]), None,

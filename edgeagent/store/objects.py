@@ -17,6 +17,12 @@ class ObjectMeta:
     Age, X-Cache or Content-Length: the server adds those per response). `encoding` is the
     stored body's Content-Encoding ("" for identity). `vary` is the normalised Vary name list
     (policy.vary_names) and `vary_key` the request's secondary key for it (policy.vary_key).
+    `origin_age` is the corrected initial age the response arrived with (RFC 9111 4.2.3:
+    the origin's Age or its apparent age from Date, plus the fetch's delay); the current age
+    is that plus the time since `stored_at`. Disk files written before it meant the origin's
+    raw Age, a lower bound of the same quantity, so they load unchanged. `targeted` holds
+    the targeted cache-control fields the edge obeyed (lowercase name, value): never sent to
+    viewers, kept so that a 304 without them is judged by them (policy.targeted_names).
     """
 
     distribution_id: str
@@ -36,6 +42,7 @@ class ObjectMeta:
     tags: frozenset[str] = frozenset()
     vary: tuple[str, ...] = ()
     vary_key: str = ""
+    targeted: tuple[tuple[str, str], ...] = ()
 
 
 class CachedObject:
@@ -49,12 +56,13 @@ class CachedObject:
     head; it belongs to this instance and is None in every new one (after a store or a
     refresh). `age`, `age_line`, `age_from` and `age_until` are the hit path's memo of the
     Age it last computed: valid while the time is in [age_from, age_until), empty in every
-    new instance.
+    new instance. `hot` is set by a memory hit and cleared when the disk tier's eviction
+    passes the object's disk copy (store/tiers.py, `Store._disk_replace`).
     """
 
     __slots__ = ("key", "primary_key", "meta", "size", "crc", "body", "file_path",
                  "meta_path", "head", "verified", "corrupt", "cost",
-                 "age", "age_line", "age_from", "age_until")
+                 "age", "age_line", "age_from", "age_until", "hot")
 
     def __init__(self, key: str, primary_key: str, meta: ObjectMeta, size: int, crc: int,
                  body: bytes | None, file_path: str | None, meta_path: str | None,
@@ -74,6 +82,7 @@ class CachedObject:
         self.age_until = 0.0
         self.verified = verified
         self.corrupt = False
+        self.hot = False
         self.cost = size + MEM_OVERHEAD + len(key) + sum(
             len(n) + len(v) for n, v in meta.headers)
 

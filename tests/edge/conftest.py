@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -61,6 +61,7 @@ class Seen:
     headers: CIMultiDict[str]
     body_size: int
     body_sha256: str
+    raw_path: str = ""  # the request target's path as it came over the wire
 
 
 def pattern_bytes(size: int, offset: int = 0) -> bytes:
@@ -142,7 +143,8 @@ class Origin:
             size += len(chunk)
         path = request.path
         self.requests.append(
-            Seen(request.method, path, request.query_string, CIMultiDict(request.headers), size, digest.hexdigest())
+            Seen(request.method, path, request.query_string, CIMultiDict(request.headers), size, digest.hexdigest(),
+                 request.raw_path.partition("?")[0])
         )
         answers = self.routes.get(path)
         if answers is None:
@@ -181,19 +183,31 @@ class Origin:
         return response
 
 
-@pytest.fixture(scope="session")
-def _origin_server() -> Iterator[Origin]:
-    server = Origin()
+OriginT = TypeVar("OriginT", bound=Origin)
+
+
+def running(server: OriginT) -> Iterator[OriginT]:
+    """For a long-lived origin fixture: started, yielded, stopped."""
     server.start()
     yield server
     server.stop()
 
 
+def reset_around(server: OriginT) -> Iterator[OriginT]:
+    """For the per-test origin fixture: what one test taught the origin never reaches the next."""
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture(scope="session")
+def _origin_server() -> Iterator[Origin]:
+    yield from running(Origin())
+
+
 @pytest.fixture
 def origin(_origin_server: Origin) -> Iterator[Origin]:
-    _origin_server.reset()
-    yield _origin_server
-    _origin_server.reset()
+    yield from reset_around(_origin_server)
 
 
 # ---- Config documents ----

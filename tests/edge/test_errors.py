@@ -61,6 +61,20 @@ def test_it_serves_the_custom_error_page_with_the_configured_code(origin: Origin
     assert origin.hits("/errors/404.html") == 1
 
 
+def test_a_custom_error_page_path_is_fetched_in_its_normal_form(origin: Origin, make_edge: EdgeFactory) -> None:
+    doc = document(distribution(origin.port, custom_error_responses=[
+        {"error_code": 404, "response_page_path": "/errors/not found é.html", "response_code": 404,
+         "error_caching_min_ttl": 10},
+    ]))  # fmt: skip
+    edge = make_edge(doc)
+    origin.route("/errors/not found é.html", Answer(body=b"<h1>lost?</h1>", headers={"Content-Type": "text/html"}))
+    origin.route("/missing", Answer(status=404, body=b"origin 404"))
+    assert edge.get("/missing").content == b"<h1>lost?</h1>"
+    assert [s.raw_path for s in origin.seen("/errors/not found é.html")] == ["/errors/not%20found%20%C3%A9.html"]
+    # The page is the entry a viewer asking for it gets.
+    assert edge.get("/errors/not%20found%20%c3%a9.html").headers["X-Cache"] == "Hit from edge-t"
+
+
 def test_it_cuts_the_viewer_connection_when_the_origin_dies_mid_body(origin: Origin, make_edge: EdgeFactory) -> None:
     import httpx
     import pytest

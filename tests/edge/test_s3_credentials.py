@@ -31,7 +31,9 @@ def test_it_persists_sealed_credentials_readable_by_its_user_alone(origin: Origi
     text = persisted.read_text()
     assert '"sealed"' in text and SECRET not in text and SESSION not in text
     origin.route("/private-assets/logo.svg", Answer(body=b"<svg/>"))
-    assert edge.get("/logo.svg").content == b"<svg/>"  # unsigned until the edge signs (issue 12)
+    assert edge.get("/logo.svg").content == b"<svg/>"
+    assert origin.seen("/private-assets/logo.svg")[0].headers["Authorization"].startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")  # signed with the opened credentials
     edge.restart()  # and it opens them again from the persisted file
     assert edge.admin("GET", "/health").json()["version"] == 2
 

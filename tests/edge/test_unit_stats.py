@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeagent.stats import (
     BLOCKED,
+    CLIENT_ABORT,
     EDGE,
     HIT,
     LATENCY_BUCKETS,
@@ -83,6 +84,7 @@ def test_it_counts_requests_outcomes_statuses_bytes_and_latency_per_distribution
     assert e1 == {
         "requests": 6, "hits": 2, "misses": 2, "bytes_out": 7130, "bytes_in": 4800,
         "status_2xx": 3, "status_3xx": 1, "status_4xx": 1, "status_5xx": 1, "blocked": 1,
+        "client_aborts": 0, "lost_estimate": 0,
         "latency_ms_buckets": [3, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1],
     }  # fmt: skip
     e2 = report["distributions"]["E2"]
@@ -107,7 +109,8 @@ def test_closed_intervals_go_to_the_buffer_and_only_closed_ones_are_pending(tmp_
     collector.rotate(T0 + 20)
     collector.record("E1", 200, HIT, 1, 0.0)
     assert buffer.pending(collector.current_start) == [T0, T0 + 10]
-    assert sorted(p.name for p in (tmp_path / "stats-buffer").iterdir()) == [f"{int(T0)}.json", f"{int(T0) + 10}.json"]
+    assert sorted(p.name for p in (tmp_path / "stats-buffer").iterdir()) == [
+        f"{int(T0)}.json", f"{int(T0) + 10}.json", "running"]  # fmt: skip
     loaded = buffer.load(int(T0))
     assert loaded is not None and loaded["distributions"]["E1"]["requests"] == 1
     buffer.remove(int(T0))
@@ -197,3 +200,67 @@ def test_a_fast_path_hit_counts_as_a_hit_in_the_latency_bucket_it_took() -> None
     e1 = report["distributions"]["E1"]
     assert (e1["requests"], e1["hits"], e1["bytes_out"], e1["status_2xx"], e1["status_3xx"]) == (2, 2, 1024, 1, 1)
     assert e1["latency_ms_buckets"] == [1, 0, 1] + [0] * 11
+
+
+def test_a_response_the_viewer_abandoned_is_a_client_abort_in_no_status_class() -> None:
+    collector = StatsCollector(clock=Clock(T0))
+    collector.record("E1", 200, HIT, 1000, 0.001)
+    collector.record("E1", CLIENT_ABORT, MISS, 65536, 2.0)
+    report = collector.rotate(T0 + 10)
+    assert report is not None
+    e1 = report["distributions"]["E1"]
+    assert (e1["requests"], e1["client_aborts"], e1["status_2xx"], e1["bytes_out"]) == (2, 1, 1, 66536)
+    assert e1["status_2xx"] + e1["status_3xx"] + e1["status_4xx"] + e1["status_5xx"] + e1["client_aborts"] == 2
+
+
+def test_each_checkpoint_saves_the_current_interval_so_a_kill_loses_only_the_last_second(tmp_path: Path) -> None:
+    clock = Clock(T0 + 1)
+    killed = StatsCollector(StatsBuffer(tmp_path, 10), clock=clock)
+    for second in range(1, 4):
+        clock.now = T0 + second
+        for _ in range(second):
+            killed.record("E1", 200, HIT, 10, 0.0)
+        killed.checkpoint()
+    killed.record("E1", 200, HIT, 10, 0.0)  # after the last checkpoint: lost with the process
+    saved = json.loads((tmp_path / f"{int(T0)}.json").read_text())
+    assert saved["distributions"]["E1"]["requests"] == 1 + 2 + 3
+    # No flush: the process was killed. The next run finds the marker.
+    clock.now = T0 + 5
+    buffer = StatsBuffer(tmp_path, 10)
+    after = StatsCollector(buffer, clock=clock)
+    assert after.unclean_stops == 1
+    after.record("E1", 200, HIT, 10, 0.0)
+    report = after.rotate(T0 + 10)
+    assert report is not None
+    e1 = json.loads((tmp_path / f"{int(T0)}.json").read_text())["distributions"]["E1"]
+    assert e1["requests"] == 1 + 2 + 3 + 1
+    assert e1["lost_estimate"] == 3  # the requests of the last second saved before the kill
+    after.flush()
+    assert not (tmp_path / "running").exists()
+    assert StatsCollector(StatsBuffer(tmp_path, 10), clock=clock).unclean_stops == 0  # that stop was clean
+
+
+def test_an_idle_edge_checkpoints_without_writing(tmp_path: Path) -> None:
+    collector = StatsCollector(StatsBuffer(tmp_path, 10), clock=Clock(T0))
+    collector.checkpoint()
+    marker = tmp_path / "running"
+    inode = marker.stat().st_ino  # every write is a rename of a new file: a new inode
+    for _ in range(3):
+        collector.checkpoint()
+    assert marker.stat().st_ino == inode
+    assert [p.name for p in tmp_path.iterdir()] == ["running"]
+    collector.record("E1", 200, HIT, 10, 0.0)
+    collector.checkpoint()
+    assert marker.stat().st_ino != inode  # the check above can fail
+
+
+def test_a_report_buffered_before_the_new_counters_merges_with_them_as_zero(tmp_path: Path) -> None:
+    old = report_of(requests=2)
+    for name in ("client_aborts", "lost_estimate"):
+        old["distributions"]["E1"].pop(name, None)  # type: ignore[attr-defined]
+    (tmp_path / f"{int(T0)}.json").write_text(json.dumps(old))
+    collector = StatsCollector(StatsBuffer(tmp_path, 10), clock=Clock(T0 + 4))
+    collector.record("E1", CLIENT_ABORT, HIT, 5, 0.0)
+    collector.rotate(T0 + 10)
+    merged = json.loads((tmp_path / f"{int(T0)}.json").read_text())["distributions"]["E1"]
+    assert (merged["requests"], merged["client_aborts"], merged["lost_estimate"]) == (3, 1, 0)

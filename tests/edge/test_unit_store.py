@@ -241,6 +241,25 @@ def test_disk_eviction_of_a_small_object_keeps_serving_it_from_memory(tmp_path: 
     assert obj is not None and obj.body == b"a" * 6 * KIB and obj.file_path is None
 
 
+def test_a_memory_hit_keeps_a_hot_object_from_leaving_the_disk_first(tmp_path: Path) -> None:
+    s = Store(memory_bytes=1024 * KIB, disk_dir=tmp_path, disk_bytes=20 * KIB, memory_object_max=8 * KIB)
+    for name in ("a", "b", "c"):
+        put(s, f"/{name}", name.encode() * 6 * KIB)
+        s.flush()
+    hit = s.lookup(k("/a"))  # served from memory: its disk copy is never looked up
+    assert hit is not None and hit.file_path is None
+    put(s, "/d", b"d" * 6 * KIB)
+    s.flush()  # over the disk budget by one object: /b goes, not the older but hot /a
+    put(s, "/e", b"e" * 6 * KIB)
+    s.flush()  # then /c, never hit; /a went to the recent end of the disk order
+    assert s.disk_objects == 3
+    s.close()
+    # The disk order survives a restart too (the kept object's meta file was touched).
+    r = reopen(tmp_path, disk_bytes=20 * KIB)
+    assert [r.lookup(k(f"/{name}")) is not None for name in "abcde"] == [True, False, False, True, True]
+    r.close()
+
+
 # ---- Restart ----
 
 
@@ -702,3 +721,29 @@ def test_accounting_and_files_stay_consistent_under_random_operations(
     assert again.verify_pending() == 0
     assert {key: o.crc for key, o in again._disk.items()} == expected
     again.close()
+
+
+def test_the_initial_age_and_the_targeted_fields_survive_a_restart(store: Store, tmp_path: Path) -> None:
+    put(store, "/aged", b"old", origin_age=7200, must_revalidate=True,
+        targeted=(("cdn-cache-control", "max-age=60"),))
+    store.close()
+    s = reopen(tmp_path)
+    found = s.lookup(k("/aged"))
+    assert found is not None and found.meta.origin_age == 7200 and found.meta.must_revalidate
+    assert found.meta.targeted == (("cdn-cache-control", "max-age=60"),)
+    s.close()
+
+
+def test_a_meta_file_written_before_targeted_fields_still_loads(store: Store, tmp_path: Path) -> None:
+    import json
+
+    put(store, "/older", b"old", origin_age=30)
+    store.close()
+    (meta_file,) = files(tmp_path, ".meta")
+    record = json.loads(meta_file.read_text())
+    del record["targeted"]
+    meta_file.write_text(json.dumps(record))
+    s = reopen(tmp_path)
+    found = s.lookup(k("/older"))
+    assert found is not None and found.meta.origin_age == 30 and found.meta.targeted == ()
+    s.close()

@@ -3,6 +3,7 @@ plus age and freshness arithmetic and the freshness verdict."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from email.utils import formatdate
 
 import pytest
@@ -100,12 +101,21 @@ def test_expires_is_clamped_too() -> None:
 # ---- no-store, no-cache, private ----
 
 
-@pytest.mark.parametrize("directive", ["no-store", "no-cache", "private",
-                                       'private="set-cookie"', "no-cache, max-age=60"])
-def test_no_store_no_cache_and_private_are_honoured_when_min_ttl_is_zero(
-        directive: str) -> None:
+@pytest.mark.parametrize("directive", ["no-store", "private", 'private="set-cookie"', "no-store, max-age=60"])
+def test_no_store_and_private_are_honoured_when_min_ttl_is_zero(directive: str) -> None:
     got = d(cache_control=directive)
     assert not got.cacheable and got.reason == "no-store"
+
+
+@pytest.mark.parametrize("directive", ["no-cache", "no-cache, max-age=60", 'no-cache="set-cookie"'])
+def test_no_cache_is_stored_to_be_revalidated_on_every_use_when_min_ttl_is_zero(directive: str) -> None:
+    got = d(cache_control=directive + ", stale-if-error=60", etag='"v1"')
+    assert got.cacheable and got.ttl == 0 and got.must_revalidate and got.stale_if_error == 0
+
+
+def test_no_cache_without_a_validator_is_not_worth_storing() -> None:
+    got = d(cache_control="no-cache")
+    assert not got.cacheable and got.reason == "ttl-0"
 
 
 @pytest.mark.parametrize("directive", ["no-store", "no-cache", "private"])
@@ -128,10 +138,11 @@ def test_caching_disabled_policies_store_nothing() -> None:
     assert not got.cacheable and got.reason == "disabled"
 
 
-def test_set_cookie_responses_are_not_stored_unless_cookies_are_in_the_key() -> None:
-    assert not d(set_cookie="s=1").cacheable
+def test_set_cookie_responses_are_never_stored_even_with_cookies_in_the_key() -> None:
+    assert d(set_cookie="s=1").reason == "set-cookie"
     all_cookies = NameSelector("all", (), frozenset())
-    assert d(policy=cp(cookies=all_cookies), set_cookie="s=1").cacheable
+    got = d(policy=cp(cookies=all_cookies, min_ttl=60), set_cookie="s=1")
+    assert not got.cacheable and got.reason == "set-cookie"
 
 
 def test_vary_star_is_not_stored() -> None:
@@ -215,10 +226,15 @@ def test_must_revalidate_forbids_serving_stale(directive: str) -> None:
     assert got.stale_while_revalidate == 0 and got.stale_if_error == 0
 
 
-def test_s_maxage_keeps_the_stale_directives_next_to_it() -> None:
+def test_s_maxage_implies_proxy_revalidate_and_withdraws_the_stale_directives() -> None:
     got = d(cache_control="s-maxage=10, stale-while-revalidate=30, stale-if-error=60")
-    assert (got.ttl, got.stale_while_revalidate, got.stale_if_error) == (10, 30, 60)
-    assert not got.must_revalidate
+    assert (got.ttl, got.stale_while_revalidate, got.stale_if_error) == (10, 0, 0)
+    assert got.must_revalidate
+
+
+def test_immutable_neither_extends_freshness_nor_forbids_revalidation() -> None:
+    got = d(cache_control="max-age=10, immutable", etag='"a"')
+    assert got.ttl == 10 and not got.must_revalidate
 
 
 def test_stale_if_error_alone_makes_an_expired_response_worth_keeping() -> None:
@@ -296,6 +312,12 @@ def stored(age_now: int, ttl: int = 10, swr: int = 0, sie: int = 0, etag: str | 
 ])  # fmt: skip
 def test_the_freshness_verdict_and_the_age_it_was_taken_at(meta: ObjectMeta, verdict: int) -> None:
     assert freshness(meta, NOW) == (verdict, age(meta.stored_at, NOW, meta.origin_age))
+
+
+def test_an_object_that_must_be_revalidated_never_stands_in_for_an_origin_failure() -> None:
+    meta = replace(stored(1000, sie=5000), must_revalidate=True)
+    assert not stale_if_error(meta, NOW, None)
+    assert not stale_if_error(meta, NOW, 503)
 
 
 def test_a_stale_object_stands_in_for_an_unreachable_origin_always_and_for_a_5xx_within_its_window() -> None:
