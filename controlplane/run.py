@@ -15,6 +15,7 @@ starts by logging that the control plane is unreachable.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -29,6 +30,8 @@ from typing import IO, Any
 
 import httpx
 
+from demo import s3 as demo_s3
+
 ROOT = Path(__file__).resolve().parent.parent
 EDGES = ("edge-fra", "edge-iad", "edge-sin")
 READY_TIMEOUT = 120.0
@@ -37,6 +40,7 @@ RESTART_MAX_DELAY = 30.0
 STABLE_AFTER = 30.0  # a process that stayed up this long starts its backoff afresh
 STOP_TIMEOUT = 15.0  # above the edges' default 10 s for in-flight requests on SIGTERM
 GATE_PROBE_INTERVAL = 0.5
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 COLOURS = ("36", "33", "35", "32", "34", "31", "96", "93", "95")
 
 
@@ -142,7 +146,8 @@ class Supervisor:
         child = self.children[name]
         try:
             process = subprocess.Popen(child.argv, cwd=ROOT, env=child.env, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=_stop_with_parent(os.getpid()))
         except OSError as exc:
             self._schedule_restart(child, f"could not start ({exc})")
             return
@@ -221,6 +226,25 @@ class Supervisor:
         self.say("stopped")
 
 
+def _stop_with_parent(parent: int) -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when the supervisor dies.
+
+    Without it a supervisor killed by SIGKILL (or the OOM killer) leaves every process
+    running and holding its ports. The kernel sends the signal when the thread that forked
+    dies: every start happens on the thread that runs `Supervisor.run`, which lives until
+    every child has been stopped.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died between fork and prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+    return hook
+
+
 def _kill_group(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)
@@ -241,9 +265,29 @@ def http_answers(url: str) -> Callable[[], bool]:
     return probe
 
 
+def seed_s3_demo(supervisor: Supervisor, endpoint: str, env: dict[str, str],
+                 result: dict[str, Any]) -> Callable[[], bool]:
+    """A gate that opens once moto answers and has the demo bucket, and the signed S3 demo
+    distribution (manage.py cdn_demo_s3) holds this run's key; a failure is said, not fatal."""
+    def seed() -> bool:
+        if not http_answers(f"{endpoint}/moto-api/data.json")():
+            return False
+        try:
+            keys = demo_s3.seed_demo(endpoint)
+            result.update(json.loads(manage(
+                "cdn_demo_s3", "--endpoint", endpoint, "--bucket", demo_s3.DEMO_BUCKET, "--region", demo_s3.REGION,
+                env={**env, "CDN_DEMO_S3_ACCESS_KEY_ID": keys.access_key_id,
+                     "CDN_DEMO_S3_SECRET_ACCESS_KEY": keys.secret_access_key})))
+        except Exception as exc:  # the rest of the demo runs without it
+            supervisor.say(f"the private S3 demo could not be set up: {exc!r}")
+        result["attempted"] = True
+        return True
+    return seed
+
+
 def wait_until_ready(supervisor: Supervisor, host: str, web_port: int, origin_port: int,
                      edges: dict[str, tuple[int, int]], credentials: dict[str, Any], setup: dict[str, Any],
-                     ready_file: Path) -> None:
+                     ready_file: Path, s3_demo: dict[str, Any] | None = None) -> None:
     """Print the welcome once the origin answers and every edge is healthy and runs the demo.
 
     It never sends a viewer request: that would warm the cache the banner talks about and
@@ -258,11 +302,16 @@ def wait_until_ready(supervisor: Supervisor, host: str, web_port: int, origin_po
             return
         try:
             ok = all(httpx.get(url, timeout=2).status_code == 200 for url in checks)
-            distribution = httpx.get(f"{api}/distributions/{setup['distribution_id']}/", headers=headers, timeout=5)
+            if s3_demo is not None and not s3_demo.get("attempted"):
+                raise KeyError("the private S3 demo is not set up yet")
+            ids = [setup["distribution_id"]]
+            if s3_demo is not None and "distribution_id" in s3_demo:
+                ids.append(s3_demo["distribution_id"])
+            dists = [httpx.get(f"{api}/distributions/{d}/", headers=headers, timeout=5).json() for d in ids]
             fleet = httpx.get(f"{api}/edges/", headers=headers, timeout=5).json()["results"]
-            running = [e for e in fleet if e["name"] in edges and e["healthy"]
-                       and e["applied_version"] >= distribution.json()["config_version"]]
-            if ok and len(running) == len(edges) and distribution.json()["status"] == "Deployed":
+            newest = max(d["config_version"] for d in dists)
+            running = [e for e in fleet if e["name"] in edges and e["healthy"] and e["applied_version"] >= newest]
+            if ok and len(running) == len(edges) and all(d["status"] == "Deployed" for d in dists):
                 break
         except (httpx.HTTPError, ValueError, KeyError):
             pass
@@ -272,14 +321,14 @@ def wait_until_ready(supervisor: Supervisor, host: str, web_port: int, origin_po
         return
     domain = setup["domain_name"]
     first_port = edges[EDGES[0]][0]
-    var_dir = ready_file.parent
+    credentials_file = ready_file.parent / "credentials.json"
     lines = [
         "",
         "=" * 78,
         "The local CDN is ready.",
-        f"  Dashboard:  http://{host}:{web_port}/admin/   user: {credentials['username']}   "
-        f"password: {credentials['password']}",
-        f"  API:        {api}/   (docs: {api}/docs/)   token: {credentials['token']}",
+        f"  Dashboard:  http://{host}:{web_port}/admin/   user: {credentials['username']}",
+        f"  API:        {api}/   (docs: {api}/docs/)",
+        f"  The password and the API token are in {credentials_file} (readable only by you).",
         f"  Demo distribution {setup['distribution_id']} ({domain}), edges:",
     ]
     for name, (viewer, admin) in edges.items():
@@ -290,14 +339,27 @@ def wait_until_ready(supervisor: Supervisor, host: str, web_port: int, origin_po
         "  you invalidate it:",
         f"    curl -si -H 'Host: {domain}' http://{host}:{first_port}/ | grep -i '^x-cache'",
         f"    curl -si -H 'Host: {domain}' http://{host}:{first_port}/ | grep -i '^x-cache'",
-        f"    curl -s -H 'Authorization: Token {credentials['token']}' {api}/edges/",
-        f"  Credentials are in {var_dir / 'credentials.json'}; this banner is in {ready_file}.",
+        f"    curl -s -H \"Authorization: Token $(python3 -c \"import json; "
+        f"print(json.load(open('{credentials_file}'))['token'])\")\" {api}/edges/",
+    ]
+    if s3_demo is not None and "distribution_id" in s3_demo:
+        s3_domain = s3_demo["domain_name"]
+        lines += [
+            f"  Private S3 demo {s3_demo['distribution_id']} ({s3_domain}): a moto bucket on "
+            f"{s3_demo['endpoint']} that refuses unsigned requests; the edges sign theirs (SigV4):",
+            f"    curl -si {s3_demo['endpoint']}/{s3_demo['bucket']}/hello.txt | head -1",
+            f"    curl -si -H 'Host: {s3_domain}' http://{host}:{first_port}/hello.txt",
+            f"    curl -si -H 'Host: {s3_domain}' 'http://{host}:{first_port}/a%20file%20with%20spaces+plus.txt'",
+            f"    curl -si -X PUT --data-binary uploaded -H 'Content-Type: text/plain' -H 'Host: {s3_domain}' "
+            f"http://{host}:{first_port}/uploads/note.txt",
+        ]
+    lines += [
+        f"  This banner is also in {ready_file}.",
         "  A process that exits is restarted; Ctrl-C stops everything.",
         "=" * 78,
     ]
     banner = "\n".join(lines)
     ready_file.write_text(banner.lstrip("\n") + "\n")
-    ready_file.chmod(0o600)  # it holds the password and the token, like credentials.json
     supervisor.write(banner)
     supervisor.say("ready")
 
@@ -307,12 +369,14 @@ def wait_until_ready(supervisor: Supervisor, host: str, web_port: int, origin_po
 def main() -> None:
     env = dict(os.environ)
     env.setdefault("DEBUG", "true")
+    env.setdefault("CDN_REFUSE_INTERNAL_ORIGINS", "false")  # the demo origin is on loopback
     env["PYTHONUNBUFFERED"] = "1"
     log_level = env.get("LOG_LEVEL", "INFO").upper()
     env.setdefault("EDGE_LOG_LEVEL", log_level)
     host = env.get("CDN_HOST", "127.0.0.1")
     web_port = env_port("CDN_WEB_PORT", 8000)
     origin_port = env_port("CDN_ORIGIN_PORT", 8090)
+    s3_port = env_port("CDN_S3_PORT", 8092)
     edge_base = env_port("CDN_EDGE_PORT", 8081)
     admin_base = env_port("CDN_EDGE_ADMIN_PORT", 9081)
     edges = {name: (edge_base + i, admin_base + i) for i, name in enumerate(EDGES)}
@@ -336,6 +400,10 @@ def main() -> None:
     supervisor.add("beat", [python, "-m", "celery", "-A", "controlplane", "--quiet", "beat", "--loglevel", log_level,
                             "--schedule", str(var_dir / "celerybeat-schedule")], env)
     supervisor.add("origin", [python, "-m", "demo.origin", "--listen", f"{host}:{origin_port}"], env)
+    s3_endpoint = f"http://{host}:{s3_port}"
+    s3_demo: dict[str, Any] = {"endpoint": s3_endpoint, "bucket": demo_s3.DEMO_BUCKET}
+    moto_argv, moto_env = demo_s3.moto_command(host, s3_port)  # authentication enforced after the setup calls
+    supervisor.add("s3", moto_argv, {**env, **moto_env})
     for name, (viewer, admin) in edges.items():
         # The token goes in the environment, not on the command line, where ps shows it.
         supervisor.add(name, [python, "-m", "edgeagent", "--name", name, "--pop", name.rsplit("-", 1)[-1],
@@ -345,10 +413,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     threading.Thread(target=wait_until_ready, daemon=True,
-                     args=(supervisor, host, web_port, origin_port, edges, credentials, setup, ready_file)).start()
+                     args=(supervisor, host, web_port, origin_port, edges, credentials, setup, ready_file,
+                           s3_demo)).start()
     supervisor.run([
         Stage(["web"], http_answers(f"{control_plane}/admin/login/")),
-        Stage(["worker", "beat", "origin"]),
+        Stage(["worker", "beat", "origin", "s3"], seed_s3_demo(supervisor, s3_endpoint, env, s3_demo)),
         Stage(list(edges)),
     ])
     ready_file.unlink(missing_ok=True)

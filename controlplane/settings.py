@@ -151,6 +151,12 @@ try:  # every distribution's domain name ends with it, and edges take only valid
 except ContractError as exc:
     raise ImproperlyConfigured(exc.problem) from None
 
+# Refuse origins whose names resolve to loopback, link-local, private or unspecified addresses
+# (cdncontract/addresses.py), when saved and, through the config document, at every edge's
+# connect time. On in production; DEBUG (make run, the tests) turns the default off, as the
+# local demo's origins are on loopback (docs/operations.md, "Origins and the operator's network").
+CDN_REFUSE_INTERNAL_ORIGINS = env_bool("CDN_REFUSE_INTERNAL_ORIGINS", not DEBUG)
+
 # How often edges report; an edge that misses 3 heartbeats is unhealthy.
 CDN_HEARTBEAT_SECONDS = env_int("CDN_HEARTBEAT_SECONDS", 5, minimum=1)
 # How long an unhealthy edge still counts as one that should run every change and apply

@@ -168,7 +168,15 @@ class OriginForm(forms.ModelForm):
         required=False, strip=False, widget=forms.PasswordInput(render_value=False),
         help_text="Write-only, for temporary (STS) credentials: leave blank to keep the stored one.")
 
-    DEFAULTED = ("addressing_style", "signing_protocol")  # a form without them (a script's POST) takes the default
+    client_key = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only PEM private key of the client certificate: leave blank to keep the stored one, "
+                  "or clear the client certificate to remove both.")
+    secret_header_value = forms.CharField(
+        max_length=1783, required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only: leave blank to keep the stored value, or clear the header name to remove both.")
+
+    DEFAULTED = ("addressing_style", "signing_protocol", "ssl_protocols")  # a form without them takes the default
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -184,6 +192,10 @@ class OriginForm(forms.ModelForm):
                 and data.get("access_key_id") == stored.access_key_id):
             data["secret_access_key"] = stored.secret_access_key
             data["session_token"] = data.get("session_token") or stored.session_token
+        if stored.pk and not data.get("client_key") and data.get("client_certificate"):
+            data["client_key"] = stored.client_key
+        if stored.pk and not data.get("secret_header_value") and data.get("secret_header_name"):
+            data["secret_header_value"] = stored.secret_header_value
         return data
 
 
@@ -199,6 +211,9 @@ class OriginInline(admin.StackedInline):
         ("S3 origin access control", {"fields": ("signing_behavior", "signing_protocol", "access_key_id",
                                                  "secret_access_key", "session_token"),
                                       "classes": ("collapse",)}),
+        ("HTTPS to the origin", {"fields": ("ssl_protocols", "ca_bundle", "client_certificate", "client_key"),
+                                 "classes": ("collapse",)}),
+        ("Secret origin header", {"fields": ("secret_header_name", "secret_header_value"), "classes": ("collapse",)}),
     )
 
 
@@ -315,7 +330,8 @@ class _PolicyAdmin(ServiceAdmin):
 
 @admin.register(CachePolicy)
 class CachePolicyAdmin(_PolicyAdmin):
-    list_display = ("name", "managed", "owner", "min_ttl", "default_ttl", "max_ttl", "updated_at")
+    list_display = ("name", "managed", "owner", "min_ttl", "default_ttl", "max_ttl", "heuristic_freshness",
+                    "updated_at")
 
 
 @admin.register(OriginRequestPolicy)
@@ -423,7 +439,7 @@ class EdgeNodeAdmin(ServiceAdmin):
     search_fields = ("name", "pop", "url")
     # The fleet protocol (heartbeats, pushes, acks) owns these; an edit here would only lie about the edge.
     readonly_fields = ("token_hash", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
-                       "healthy", "unhealthy_since", "created_at")
+                       "healthy", "unhealthy_since", "push_failures", "push_retry_at", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -2,7 +2,7 @@
 
 `compile_document` is pure and deterministic: it reads only the objects it is given (loaded
 by `selectors.distributions_for_compile`), so the same state always gives byte-identical JSON.
-Its result holds S3 credentials in clear and lives in memory only: what is stored and sent is
+Its result holds S3 credentials and origin secrets in clear and lives in memory only: what is stored and sent is
 `crypto.seal_document` of it (services/publishing.py).
 """
 
@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+
 from cdncontract.http import METHOD_LISTS
 from cdncontract.schema import SCHEMA_VERSION
 
@@ -19,10 +21,12 @@ from .models import CacheBehavior, CachePolicy, Distribution, Origin, OriginGrou
 
 
 def compile_document(distributions: Iterable[Distribution], version: int) -> dict[str, Any]:
+    """The fleet setting CDN_REFUSE_INTERNAL_ORIGINS travels in the document, so every edge enforces it."""
     enabled = sorted((d for d in distributions if d.enabled), key=lambda d: d.id)
     return {
         "schema_version": SCHEMA_VERSION,
         "version": version,
+        "refuse_internal_origins": bool(settings.CDN_REFUSE_INTERNAL_ORIGINS),
         "distributions": [_distribution(d) for d in enabled],
     }
 
@@ -67,6 +71,13 @@ def _origin(o: Origin) -> dict[str, Any]:
         "connection_attempts": o.connection_attempts,
         "custom_headers": [{"name": h["name"], "value": h["value"]} for h in o.custom_headers],
         "s3": _s3(o) if o.kind == "s3" else None,
+        "ssl_protocols": list(o.ssl_protocols),
+        "ca_bundle": o.ca_bundle,
+        "client_certificate": o.client_certificate,
+        "secret_header_name": o.secret_header_name,
+        # In clear here, like the S3 credentials: crypto.seal_document seals it.
+        "secrets": ({"client_key": o.client_key, "secret_header_value": o.secret_header_value}
+                    if o.client_key or o.secret_header_value else None),
     }
 
 
@@ -122,6 +133,8 @@ def _cache_policy(p: CachePolicy) -> dict[str, Any]:
         "cookies": p.block("cookies"),
         "enable_gzip": p.enable_gzip,
         "enable_brotli": p.enable_brotli,
+        "cache_control_field": p.cache_control_field.lower(),
+        "heuristic_freshness": p.heuristic_freshness,
     }
 
 

@@ -4,7 +4,7 @@ At rest (the database's columns and the stored config versions) a secret is a Fe
 under `settings.CDN_SECRET_KEYS` through `MultiFernet`: the first key encrypts, every key
 decrypts, so a key is rotated by putting a new one first, running
 `manage.py reencrypt_secrets`, then dropping the old one. On its way to an edge, a
-document's S3 credentials are sealed again for that edge alone (`cdncontract.sealing`).
+document's S3 credentials and origin secrets are sealed again for that edge alone (`cdncontract.sealing`).
 """
 
 from __future__ import annotations
@@ -84,55 +84,60 @@ class EncryptedTextField(models.TextField):
 
 # ---- Credentials in config documents ----
 
-def _credentials(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every S3 origin's block of the document that has credentials."""
+def _credentials(document: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str, tuple[str, ...]]]:
+    """Every sealed block of the document that is set: (its parent, its key, its fields).
+
+    An S3 origin's `s3.credentials` and any origin's `secrets` (client key, secret header value).
+    """
     for distribution in document.get("distributions", []):
         for origin in distribution.get("origins", []):
             s3 = origin.get("s3")
             if isinstance(s3, dict) and s3.get("credentials") is not None:
-                yield s3
+                yield s3, "credentials", sealing.CREDENTIAL_FIELDS
+            if origin.get("secrets") is not None:
+                yield origin, "secrets", sealing.ORIGIN_SECRET_FIELDS
 
 
 def seal_document(document: dict[str, Any]) -> dict[str, Any]:
-    """A compiled document (credentials in clear, in memory only) as it is stored."""
+    """A compiled document (secrets in clear, in memory only) as it is stored."""
     sealed = copy.deepcopy(document)
-    for s3 in _credentials(sealed):
-        s3["credentials"] = sealing.seal(s3["credentials"], fernet())
+    for block, key, fields in _credentials(sealed):
+        block[key] = sealing.seal(block[key], fernet(), fields)
     return sealed
 
 
 def open_document(document: dict[str, Any]) -> dict[str, Any]:
-    """A stored document with its credentials in clear, to compare with a compiled one."""
+    """A stored document with its secrets in clear, to compare with a compiled one."""
     opened = copy.deepcopy(document)
-    for s3 in _credentials(opened):
+    for block, key, fields in _credentials(opened):
         try:
-            s3["credentials"] = sealing.unseal(s3["credentials"], fernet())
+            block[key] = sealing.unseal(block[key], fernet(), fields)
         except ContractError:
             raise _unreadable() from None
     return opened
 
 
 def reencrypt_document(document: dict[str, Any]) -> dict[str, Any]:
-    """A stored document with its credentials under the current first key."""
+    """A stored document with its secrets under the current first key."""
     rotated = copy.deepcopy(document)
-    for s3 in _credentials(rotated):
-        s3["credentials"] = {"sealed": rotate(s3["credentials"]["sealed"])}
+    for block, key, _fields in _credentials(rotated):
+        block[key] = {"sealed": rotate(block[key]["sealed"])}
     return rotated
 
 
 def document_for_edge(document: dict[str, Any], key_hex: str) -> dict[str, Any]:
-    """A stored document as one edge receives it: its credentials sealed for that edge.
+    """A stored document as one edge receives it: its secrets sealed for that edge.
 
     `key_hex` is the edge's token hash (its signing key). Everything else is the stored
-    document, byte for byte; a document without credentials is returned as it is.
+    document, byte for byte; a document without secrets is returned as it is.
     """
     if next(_credentials(document), None) is None:
         return document
     for_edge = copy.deepcopy(document)
     edge = sealing.edge_fernet(bytes.fromhex(key_hex))
-    for s3 in _credentials(for_edge):
+    for block, key, _fields in _credentials(for_edge):
         try:
-            s3["credentials"] = sealing.reseal(s3["credentials"], fernet(), edge)
+            block[key] = sealing.reseal(block[key], fernet(), edge)
         except InvalidToken:
             raise _unreadable() from None
     return for_edge

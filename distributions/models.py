@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import socket
 import string
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from cdncontract import http, names, s3
+from cdncontract import addresses, headers, http, names, origin_tls, s3
 from cdncontract.errors import ContractError
 from cdncontract.stats import COUNTER_NAMES as COUNTERS  # the counter columns of TrafficStat, re-exported
 from cdncontract.stats import LATENCY_BOUNDS_MS
@@ -154,6 +156,14 @@ class CachePolicy(_PolicyBase):
     max_ttl = models.BigIntegerField(default=31536000, validators=[MinValueValidator(0), MaxValueValidator(MAX_TTL)])
     enable_gzip = models.BooleanField(default=True)
     enable_brotli = models.BooleanField(default=True)
+    cache_control_field = models.CharField(
+        max_length=64, blank=True, default="", validators=[rules.validate_cache_control_field],
+        help_text="A response header of your own (e.g. Edge-Cache-Control) that the edges obey before "
+                  "CDN-Cache-Control and Cache-Control, and never pass on to viewers. Empty: none.")
+    heuristic_freshness = models.BooleanField(
+        default=False,
+        help_text="Without max-age, s-maxage or Expires, keep a response with Last-Modified for 10% of its "
+                  "age (at most the default TTL), as RFC 9111 allows, instead of the default TTL.")
 
     header_behaviors = ("none", "allowlist")
 
@@ -169,6 +179,7 @@ class CachePolicy(_PolicyBase):
             errors.update(exc.message_dict)
         for field, message in ttl_errors(self.min_ttl, self.default_ttl, self.max_ttl).items():
             errors.setdefault(field, []).append(message)
+        self.cache_control_field = (self.cache_control_field or "").strip()
         if errors:
             raise ValidationError(errors)
 
@@ -179,6 +190,20 @@ class OriginRequestPolicy(_PolicyBase):
     class Meta(_PolicyBase.Meta):
         verbose_name_plural = "origin request policies"
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_origin_request_policy_name_per_owner")]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.headers_behavior == ListBehavior.ALLOWLIST:
+            # CloudFront answers 400 to a policy forwarding Authorization; the edge's other
+            # never-forwarded and key-only headers are refused the same way.
+            problems = []
+            for name in self.headers:
+                try:
+                    headers.check_origin_request_header(name)
+                except ContractError as exc:
+                    problems.append(exc.problem)
+            if problems:
+                raise ValidationError({"headers": problems})
 
 
 MANAGED_POLICY_NAMES = frozenset({"CachingOptimized", "CachingDisabled", "AllViewer", "CORS-S3Origin"})
@@ -240,6 +265,10 @@ class Alias(models.Model):
             raise ValidationError({"name": f"aliases under {settings.CDN_DOMAIN_SUFFIX} are reserved for generated domain names"})
 
 
+def _default_ssl_protocols() -> list[str]:
+    return list(origin_tls.DEFAULT_SSL_PROTOCOLS)
+
+
 class Origin(models.Model):
     distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="origins")
     origin_id = models.CharField(max_length=128)
@@ -268,6 +297,16 @@ class Origin(models.Model):
     # Write-only and encrypted at rest (distributions/crypto.py); the attribute is the plain text.
     secret_access_key = EncryptedTextField(blank=True)
     session_token = EncryptedTextField(blank=True, help_text="Only for temporary (STS) credentials.")
+    # HTTPS to the origin (cdncontract/origin_tls.py) and the secret origin header.
+    ssl_protocols = models.JSONField(default=_default_ssl_protocols, blank=True,
+                                     help_text="CloudFront's OriginSslProtocols: TLSv1.2, TLSv1.3.")
+    ca_bundle = models.TextField(blank=True, help_text="PEM CA certificates the origin's certificate must chain "
+                                                       "to; empty: the system store.")
+    client_certificate = models.TextField(blank=True, help_text="PEM chain the edge presents (origin mutual TLS).")
+    client_key = EncryptedTextField(blank=True, help_text="PEM private key of the client certificate (write-only).")
+    secret_header_name = models.CharField(max_length=128, blank=True,
+                                          help_text="A header the edge adds with a value only the CDN knows.")
+    secret_header_value = EncryptedTextField(blank=True, help_text="Write-only.")
 
     class Meta:
         ordering = ("origin_id",)
@@ -322,8 +361,63 @@ class Origin(models.Model):
                 self.domain_name = rules.validate_origin_host(self.domain_name)
             except ValidationError as exc:
                 errors["domain_name"] = exc.messages
+        self._clean_tls(errors)
+        if settings.CDN_REFUSE_INTERNAL_ORIGINS:
+            self._clean_address(errors)
         if errors:
             raise ValidationError(errors)
+
+    def _clean_tls(self, errors: dict[str, Any]) -> None:
+        """TLS settings and the secret header; no message repeats the key or the header's value."""
+        try:
+            self.ssl_protocols = list(origin_tls.check_ssl_protocols(self.ssl_protocols))
+        except ContractError as exc:
+            errors["ssl_protocols"] = exc.problem
+        for check, field, args in ((origin_tls.check_ca_bundle, "ca_bundle", (self.ca_bundle,)),
+                                   (origin_tls.check_client_certificate, "client_certificate",
+                                    (self.client_certificate, self.client_key))):
+            try:
+                check(*args)
+            except ContractError as exc:
+                errors[field] = exc.problem
+        if bool(self.secret_header_name) != bool(self.secret_header_value):
+            errors["secret_header_value"] = "secret_header_name and secret_header_value go together"
+        elif self.secret_header_name:
+            listed = self.custom_headers if isinstance(self.custom_headers, list) else []
+            pairs = [(h.get("name", ""), h.get("value", "")) for h in listed if isinstance(h, dict)]
+            if self.secret_header_name.lower() in {name.lower() for name, _ in pairs}:
+                errors["secret_header_name"] = f"{self.secret_header_name} is also a custom header"
+            else:
+                try:
+                    headers.check_custom_headers([*pairs, (self.secret_header_name, self.secret_header_value)])
+                except ContractError as exc:
+                    # The custom headers' own problems are custom_headers' errors; the value is never repeated.
+                    field = "secret_header_value" if exc.where.endswith("value") else "secret_header_name"
+                    if exc.where.startswith(f"[{len(pairs)}]") or not exc.where:
+                        errors.setdefault(field, exc.problem.replace(self.secret_header_value, "<secret>"))
+        if (self.client_key or self.secret_header_value) and not crypto.configured():
+            errors.setdefault("client_key" if self.client_key else "secret_header_value",
+                              "this control plane has no CDN_SECRET_KEYS to encrypt secrets with (docs/operations.md)")
+
+    def _clean_address(self, errors: dict[str, Any]) -> None:
+        """CDN_REFUSE_INTERNAL_ORIGINS: the origin's name may not resolve into the operator's network.
+
+        A name that does not resolve now is saved: the edge checks every address it connects
+        to, after resolution, so a name that changes later is refused there too.
+        """
+        field, host = "domain_name", self.domain_name
+        if self.kind == OriginKind.S3:
+            field, host = "endpoint_url", urlsplit(self.effective_endpoint_url).hostname or ""
+        if not host or field in errors:
+            return
+        try:
+            found = sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
+        except (OSError, UnicodeError):
+            return
+        try:
+            addresses.check_public(host, found)
+        except ContractError as exc:
+            errors[field] = exc.problem
 
     def _clean_access_control(self, errors: dict[str, Any]) -> None:
         """Credentials, signing and addressing; no message repeats a credential (cdncontract.s3)."""
@@ -352,6 +446,8 @@ class Origin(models.Model):
 
 # Write-only everywhere; an S3 origin written without any of them keeps the stored ones.
 CREDENTIAL_FIELDS = ("access_key_id", "secret_access_key", "session_token")
+# Write-only too, each kept on its own when a write leaves it out; "" removes it.
+ORIGIN_SECRET_FIELDS = ("client_key", "secret_header_value")
 S3_ONLY_FIELDS = ("bucket", "region", "endpoint_url", *CREDENTIAL_FIELDS)
 
 
@@ -446,6 +542,9 @@ class EdgeNode(models.Model):
     applied_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, help_text="Why the edge refused the last push, if it did.")
     invalidation_seq = models.PositiveBigIntegerField(default=0, help_text="Highest invalidation id the edge applied.")
+    push_failures = models.PositiveIntegerField(default=0, help_text="Pushes to the edge that failed in a row.")
+    push_retry_at = models.DateTimeField(null=True, blank=True,
+                                         help_text="After push failures: no push is sent to the edge before this.")
     last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
     healthy = models.BooleanField(default=False)
     unhealthy_since = models.DateTimeField(null=True, blank=True,
@@ -559,6 +658,8 @@ class TrafficStat(models.Model):
     status_4xx = models.BigIntegerField(default=0)
     status_5xx = models.BigIntegerField(default=0)
     blocked = models.BigIntegerField(default=0)
+    client_aborts = models.BigIntegerField(default=0)  # viewer left before the last byte: in no status class
+    lost_estimate = models.BigIntegerField(default=0)  # the edge's own estimate after a stop without saving
     latency_ms_buckets = models.JSONField(default=list)
 
     class Meta:

@@ -39,6 +39,7 @@ def _django(check: Callable[..., T]) -> Callable[..., T]:
 validate_hostname = _django(names.hostname)
 validate_origin_host = _django(names.origin_host)
 validate_edge_name = _django(names.check_edge_name)
+validate_cache_control_field = _django(ttl.check_cache_control_field)
 validate_origin_path = _django(paths.check_origin_path)
 validate_path_pattern = _django(paths.check_path_pattern)
 validate_default_root_object = _django(paths.check_default_root_object)

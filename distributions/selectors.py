@@ -65,9 +65,14 @@ def edges_healthy() -> QuerySet[EdgeNode]:
     return EdgeNode.objects.filter(healthy=True)
 
 
+def edges_push_due(now: datetime | None = None) -> QuerySet[EdgeNode]:
+    """The healthy edges a push may go to now: not those backing off after failed pushes."""
+    return edges_healthy().exclude(push_retry_at__gt=now or timezone.now())
+
+
 def edges_behind(version: int) -> QuerySet[EdgeNode]:
-    """The healthy edges that run something older than `version`: where a push goes."""
-    return edges_healthy().filter(applied_version__lt=version)
+    """The healthy edges, not backing off, that run something older than `version`: where a push goes."""
+    return edges_push_due().filter(applied_version__lt=version)
 
 
 def invalidation_by_seq(seq: int) -> Invalidation | None:

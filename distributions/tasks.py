@@ -2,7 +2,9 @@
 
 Every push is one fan-out (edge_client.fan_out): all edges at once, each within its own
 deadline, each outcome recorded as it arrives. Nothing sleeps to retry: what an edge missed
-is sent again by the next `fleet_tick`, and the edge pulls it with its next heartbeat anyway.
+is sent again by a later `fleet_tick`, and the edge pulls it with its next heartbeat anyway.
+An edge whose push failed backs off (services.edge_push_backoff: 1, 2, 4 ... 60 s after each
+failure in a row); until then no push goes to it, so one failing edge never holds a fan-out.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ def _deliver(plan: Plan, latest_version: int = 0) -> dict[str, int]:
             results[outcome.name] = outcome.status
         elif outcome.ok:
             services.invalidation_ack(edge=edges[outcome.name], ids=[request.payload["id"]])
+            if edges[outcome.name].push_failures:
+                services.edge_push_ok(edge_name=outcome.name)
         else:
+            services.edge_push_backoff(edge_name=outcome.name)
             log.warning("edge %s did not apply invalidation %s: %s", outcome.name, request.payload["id"], outcome.error)
     return results
 
@@ -70,7 +75,7 @@ def push_invalidation(seq: int) -> None:
     if invalidation is None:
         return
     request = _invalidation_request(invalidation)
-    _deliver([(edge, [request]) for edge in selectors.edges_healthy().exclude(invalidation_acks__invalidation=invalidation)])
+    _deliver([(edge, [request]) for edge in selectors.edges_push_due().exclude(invalidation_acks__invalidation=invalidation)])
     services.invalidations_check_complete([seq])
 
 
@@ -80,7 +85,7 @@ def fleet_tick() -> None:
     services.fleet_check_health()
     latest = selectors.config_version_latest()
     plan: Plan = []
-    for edge in selectors.edges_healthy():
+    for edge in selectors.edges_push_due():  # not those backing off: their retry is scheduled, not waited for
         requests = [_config_request(latest, edge)] if latest is not None and edge.applied_version < latest.version else []
         requests += [_invalidation_request(i) for i in services.pending_invalidations(edge)[:100]]
         plan.append((edge, requests))

@@ -17,6 +17,7 @@ from cdncontract.paths import MAX_PATH, MAX_TAG
 from .. import rules, selectors
 from ..models import (
     CREDENTIAL_FIELDS,
+    ORIGIN_SECRET_FIELDS,
     Alias,
     CacheBehavior,
     CachePolicy,
@@ -105,7 +106,8 @@ class _PolicySerializer(serializers.ModelSerializer):
 class CachePolicySerializer(_PolicySerializer):
     class Meta:
         model = CachePolicy
-        fields = _PolicySerializer.common_fields + ("min_ttl", "default_ttl", "max_ttl", "enable_gzip", "enable_brotli")
+        fields = _PolicySerializer.common_fields + ("min_ttl", "default_ttl", "max_ttl", "enable_gzip", "enable_brotli",
+                                                    "cache_control_field", "heuristic_freshness")
         read_only_fields = ("id", "managed", "owner", "created_at", "updated_at")
         validators: list[Any] = []
 
@@ -156,18 +158,34 @@ def _model_fields_from(attrs: dict[str, Any], instance: models.Model) -> dict[st
 
 class OriginSerializer(serializers.ModelSerializer):
     """Credentials are write-only: reads show `has_credentials`, and an S3 origin written
-    without any of them keeps the stored ones (services.distributions), so they count here too."""
+    without any of them keeps the stored ones (services.distributions), so they count here too.
+    The client key and the secret header's value are write-only the same way, each on its own:
+    reads show `has_client_key` and `has_secret_header_value`; "" removes one."""
 
     has_credentials = serializers.BooleanField(read_only=True)
+    has_client_key = serializers.SerializerMethodField()
+    has_secret_header_value = serializers.SerializerMethodField()
+    ssl_protocols = serializers.ListField(child=serializers.CharField(), required=False,
+                                         help_text="CloudFront's OriginSslProtocols: TLSv1.2, TLSv1.3.")
 
     class Meta:
         model = Origin
         fields = ("origin_id", "kind", "domain_name", "origin_path", "http_port", "https_port", "protocol_policy",
                   "connect_timeout", "read_timeout", "connection_attempts", "custom_headers",
                   "bucket", "region", "endpoint_url", "addressing_style", "signing_behavior", "signing_protocol",
-                  *CREDENTIAL_FIELDS, "has_credentials")
-        extra_kwargs = {name: {"write_only": True, "trim_whitespace": False} for name in CREDENTIAL_FIELDS}
+                  *CREDENTIAL_FIELDS, "has_credentials",
+                  "ssl_protocols", "ca_bundle", "client_certificate", "secret_header_name",
+                  *ORIGIN_SECRET_FIELDS, "has_client_key", "has_secret_header_value")
+        extra_kwargs = {**{name: {"write_only": True, "trim_whitespace": False}
+                           for name in (*CREDENTIAL_FIELDS, *ORIGIN_SECRET_FIELDS)},
+                        "ca_bundle": {"trim_whitespace": False}, "client_certificate": {"trim_whitespace": False}}
         validators: list[Any] = []
+
+    def get_has_client_key(self, origin: Origin) -> bool:
+        return bool(origin.client_key)
+
+    def get_has_secret_header_value(self, origin: Origin) -> bool:
+        return bool(origin.secret_header_value)
 
     def _stored_credentials(self, origin_id: Any) -> dict[str, str]:
         distribution = getattr(getattr(self.parent, "parent", None), "instance", None)
@@ -176,10 +194,19 @@ class OriginSerializer(serializers.ModelSerializer):
         stored = next((o for o in distribution.origins.all() if o.origin_id == origin_id and o.has_credentials), None)
         return {name: getattr(stored, name) for name in CREDENTIAL_FIELDS} if stored is not None else {}
 
+    def _stored_secrets(self, origin_id: Any) -> dict[str, str]:
+        distribution = getattr(getattr(self.parent, "parent", None), "instance", None)
+        if not isinstance(distribution, Distribution):
+            return {}
+        stored = next((o for o in distribution.origins.all() if o.origin_id == origin_id), None)
+        return {name: getattr(stored, name) for name in ORIGIN_SECRET_FIELDS} if stored is not None else {}
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         probe = dict(attrs)
         if attrs.get("kind") == "s3" and not set(CREDENTIAL_FIELDS) & set(attrs):
             probe.update(self._stored_credentials(attrs.get("origin_id")))
+        for name, value in self._stored_secrets(attrs.get("origin_id")).items():
+            probe.setdefault(name, value)
         instance = Origin(**probe)
         clean_model(instance, exclude=["distribution"])
         cleaned = _model_fields_from(attrs, instance)
@@ -379,7 +406,7 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
     class Meta:
         model = EdgeNode
         fields = ("name", "pop", "url", "applied_version", "applied_at", "last_error", "invalidation_seq", "last_seen",
-                  "healthy", "unhealthy_since", "drained", "created_at")
+                  "healthy", "unhealthy_since", "push_retry_at", "drained", "created_at")
         read_only_fields = tuple(name for name in fields if name not in EDGE_STAFF_ONLY)
         extra_kwargs = {"url": {"required": False, "help_text": "Staff only: the edge's admin API."},
                         "last_error": {"required": False, "help_text": "Staff only: why the edge refused a config."}}

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from ..models import CREDENTIAL_FIELDS, Alias, CacheBehavior, Distribution, Origin, OriginGroup, new_etag
+from ..models import CREDENTIAL_FIELDS, ORIGIN_SECRET_FIELDS, Alias, CacheBehavior, Distribution, Origin, OriginGroup, new_etag
 from .errors import Conflict
 from .publishing import config_changed
 
@@ -40,11 +40,16 @@ def _write_children(distribution: Distribution, data: dict[str, Any]) -> None:
         # Credentials are write-only: a read-modify-write that leaves them all out keeps the stored ones.
         kept = {o.origin_id: {name: getattr(o, name) for name in CREDENTIAL_FIELDS}
                 for o in distribution.origins.all() if o.has_credentials}
+        kept_secrets = {o.origin_id: {name: getattr(o, name) for name in ORIGIN_SECRET_FIELDS}
+                        for o in distribution.origins.all()}
         distribution.origins.all().delete()
         for item in data["origins"]:
             origin = Origin(distribution=distribution, **item)
             if origin.kind == "s3" and not set(CREDENTIAL_FIELDS) & set(item):
                 for name, value in kept.get(origin.origin_id, {}).items():
+                    setattr(origin, name, value)
+            for name, value in kept_secrets.get(origin.origin_id, {}).items():
+                if name not in item:
                     setattr(origin, name, value)
             origin.save()
     if "origin_groups" in data:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MISSED_HEARTBEATS = 3  # an edge is unhealthy after this many missed heartbeats
 OUTAGE_HEARTBEATS = 2  # a silence of the whole fleet (or of the health check) this long is the control plane's own
 CHECK_EVERY = timedelta(seconds=1)  # how often the heartbeat intake runs the health check
+PUSH_BACKOFF_BASE_SECONDS = 1.0  # after a failed push, the edge's next push waits 1, 2, 4 ... seconds
+PUSH_BACKOFF_CAP_SECONDS = 60.0  # and never longer than this
 
 
 def heartbeat_threshold() -> timedelta:
@@ -132,13 +134,41 @@ def edge_applied(*, edge_name: str, version: int, error: str = "") -> None:
     """Record what a push left the edge running; a version never goes back through a push."""
     now = timezone.now()
     EdgeNode.objects.filter(name=edge_name, applied_version__lt=version).update(applied_version=version, applied_at=now)
-    EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000])
+    EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000], push_failures=0, push_retry_at=None)
+
+
+def push_backoff(failures: int) -> timedelta:
+    """How long after its `failures`-th failed push in a row an edge is next pushed to: 1, 2, 4 ... 60 s."""
+    return timedelta(seconds=min(PUSH_BACKOFF_CAP_SECONDS, PUSH_BACKOFF_BASE_SECONDS * 2 ** max(failures - 1, 0)))
+
+
+def edge_push_backoff(*, edge_name: str, now: datetime | None = None) -> datetime | None:
+    """A push to the edge failed: schedule its next one, later after each failure in a row.
+
+    Nothing waits for that time: pushes (the fleet tick's retries and a new change's push
+    alike) skip the edge until then, so an edge that keeps failing costs the others nothing,
+    and it still pulls what it missed with its own heartbeat.
+    """
+    now = now or timezone.now()
+    failures = EdgeNode.objects.filter(name=edge_name).values_list("push_failures", flat=True).first()
+    if failures is None:
+        return None
+    retry_at = now + push_backoff(failures + 1)
+    EdgeNode.objects.filter(name=edge_name).update(push_failures=failures + 1, push_retry_at=retry_at)
+    return retry_at
+
+
+def edge_push_ok(*, edge_name: str) -> None:
+    """A push reached the edge: it is pushed to as usual again."""
+    EdgeNode.objects.filter(name=edge_name, push_failures__gt=0).update(push_failures=0, push_retry_at=None)
 
 
 def edge_push_failed(*, edge_name: str, version: int, error: str) -> None:
-    """Record why a push of `version` did not reach the edge; it keeps what it ran."""
+    """Record why a push of `version` did not reach the edge; it keeps what it ran, and backs off."""
     EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000])
-    log.warning("edge %s did not take version %s: %s", edge_name, version, error)
+    retry_at = edge_push_backoff(edge_name=edge_name)
+    log.warning("edge %s did not take version %s: %s (next push not before %s)", edge_name, version, error,
+                retry_at.isoformat(timespec="seconds") if retry_at else "-")
 
 
 def edge_delete(*, edge: EdgeNode) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 
 from .. import crypto
 from ..models import ConfigVersion, Origin
@@ -17,10 +18,12 @@ def secrets_reencrypt() -> tuple[int, int]:
     sealed credentials in them change, so this publishes nothing and is safe to run twice.
     """
     origins = 0
-    for origin in Origin.objects.select_for_update().exclude(secret_access_key="").only(
-            "pk", "secret_access_key", "session_token"):
-        Origin.objects.filter(pk=origin.pk).update(secret_access_key=origin.secret_access_key,
-                                                   session_token=origin.session_token)
+    columns = ("secret_access_key", "session_token", "client_key", "secret_header_value")
+    stored = Q()
+    for column in columns:
+        stored |= ~Q(**{column: ""})
+    for origin in Origin.objects.select_for_update().filter(stored).only("pk", *columns):
+        Origin.objects.filter(pk=origin.pk).update(**{column: getattr(origin, column) for column in columns})
         origins += 1
     versions = 0
     for version in ConfigVersion.objects.select_for_update().only("pk", "document"):

@@ -327,6 +327,19 @@ def test_a_policy_added_in_the_admin_belongs_to_whoever_added_it(admin_client: C
     assert CachePolicy.objects.get(name="mine").owner == staff
 
 
+def test_a_cache_policy_takes_its_freshness_options_in_the_admin_by_the_apis_rules(admin_client: Client) -> None:
+    fields = {"min_ttl": 0, "default_ttl": 5, "max_ttl": 100, "query_strings_behavior": "none", "query_strings": "[]",
+              "headers_behavior": "none", "headers": "[]", "cookies_behavior": "none", "cookies": "[]"}
+    refused = admin_client.post("/admin/distributions/cachepolicy/add/",
+                                dict(fields, name="refused", cache_control_field="Cache-Control"))
+    assert refused.status_code == 200 and "the edge already reads that field" in refused.content.decode()
+    added = admin_client.post("/admin/distributions/cachepolicy/add/",
+                              dict(fields, name="rfc", cache_control_field="Edge-Cache-Control", heuristic_freshness="on"))
+    assert added.status_code == 302, added.content.decode()[:3000]
+    stored = CachePolicy.objects.get(name="rfc")
+    assert (stored.cache_control_field, stored.heuristic_freshness) == ("Edge-Cache-Control", True)
+
+
 def test_a_managed_policy_cannot_be_changed_through_the_admin(admin_client: Client) -> None:
     url = f"/admin/distributions/cachepolicy/{CACHING_OPTIMIZED}/change/"
     response = admin_client.post(url, {"name": "CachingOptimized", "min_ttl": 0, "default_ttl": 1, "max_ttl": 1})

@@ -52,7 +52,7 @@ RICH = {
 OPTIMIZED = {"id": "658327ea-f89d-4fab-a63d-7e88639e58f6", "name": "CachingOptimized", "min_ttl": 1,
              "default_ttl": 86400, "max_ttl": 31536000, "query_strings": {"behavior": "none", "names": []},
              "headers": {"behavior": "none", "names": []}, "cookies": {"behavior": "none", "names": []},
-             "enable_gzip": True, "enable_brotli": True}
+             "enable_gzip": True, "enable_brotli": True, "cache_control_field": "", "heuristic_freshness": False}
 DISABLED = dict(OPTIMIZED, id="4135ea2d-6df8-44a3-9df3-4b5a84be39ad", name="CachingDisabled", min_ttl=0, default_ttl=0,
                 max_ttl=0, enable_gzip=False, enable_brotli=False)
 ALL_VIEWER = {"id": "216adef6-5c7f-47e4-b989-5492eafa07d3", "name": "AllViewer",
@@ -81,10 +81,16 @@ class _Sealed:
 SEALED = _Sealed()
 
 
+# An origin without TLS settings or secrets (docs/edge-config.md).
+NO_TLS = {"ssl_protocols": ["TLSv1.2", "TLSv1.3"], "ca_bundle": "", "client_certificate": "",
+          "secret_header_name": "", "secrets": None}
+
+
 def expected_rich(distribution_id: str, version: int) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "version": version,
+        "refuse_internal_origins": False,
         "distributions": [{
             "id": distribution_id,
             "domain_name": f"{distribution_id.lower()}.cdn.localhost",
@@ -93,18 +99,18 @@ def expected_rich(distribution_id: str, version: int) -> dict[str, Any]:
             "origins": [
                 {"id": "backup", "kind": "custom", "domain_name": "127.0.0.1", "origin_path": "", "http_port": 8091,
                  "https_port": 443, "protocol_policy": "http-only", "connect_timeout": 10, "read_timeout": 30,
-                 "connection_attempts": 3, "custom_headers": [], "s3": None},
+                 "connection_attempts": 3, "custom_headers": [], "s3": None, **NO_TLS},
                 {"id": "bucket", "kind": "s3", "domain_name": "rich-assets.s3.eu-west-1.amazonaws.com",
                  "origin_path": "", "http_port": 80, "https_port": 443, "protocol_policy": "match-viewer",
                  "connect_timeout": 10, "read_timeout": 30, "connection_attempts": 3, "custom_headers": [],
                  "s3": {"bucket": "rich-assets", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000",
                         "addressing_style": "path", "signing_behavior": "always", "signing_protocol": "sigv4",
-                        "credentials": SEALED}},
+                        "credentials": SEALED}, **NO_TLS},
                 {"id": "web", "kind": "custom", "domain_name": "web.rich.test", "origin_path": "/prod",
                  "http_port": 8080, "https_port": 8443, "protocol_policy": "match-viewer", "connect_timeout": 5,
                  "read_timeout": 20, "connection_attempts": 2,
                  "custom_headers": [{"name": "X-From-Cdn", "value": "yes"}, {"name": "X-Shared", "value": "s3cr3t"}],
-                 "s3": None},
+                 "s3": None, **NO_TLS},
             ],
             "origin_groups": [{"id": "site", "primary": "web", "secondary": "backup",
                                "failover_status_codes": [500, 502, 503, 504]}],

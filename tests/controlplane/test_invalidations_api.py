@@ -50,12 +50,22 @@ def test_it_accepts_tags(api: APIClient, created: dict[str, Any]) -> None:
     ({"paths": ["/a b"]}, "paths", "spaces"),
     ({"tags": ["two words"]}, "tags", "without spaces"),
     ({"paths": "/a"}, "paths", "list"),
+    ({"paths": ["/a/../../x"]}, "paths", "climbs above the root"),
+    ({"paths": ["/a%2Fb"]}, "paths", "%2F"),
+    ({"paths": ["/%zz"]}, "paths", "percent-encoding"),
 ])
 def test_it_refuses_bad_paths_and_tags(api: APIClient, created: dict[str, Any], body: dict[str, Any], field: str,
                                        words: str) -> None:
     response = api.post(url(created), body, format="json")
     assert response.status_code == 400
     assert words in str(response.json()[field])
+
+
+def test_it_keeps_paths_as_entered_that_the_edge_matches_normalised(
+        api: APIClient, created: dict[str, Any]) -> None:
+    response = api.post(url(created), {"paths": ["/a/../x", "/%78"]}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["paths"] == ["/a/../x", "/%78"]
 
 
 def test_it_lists_and_retrieves_invalidations(api: APIClient, created: dict[str, Any]) -> None:

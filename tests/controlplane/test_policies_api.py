@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -157,3 +158,37 @@ def test_the_schema_shows_the_policy_names_as_read_only(api: APIClient) -> None:
     schemas = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
     assert schemas["CacheBehavior"]["properties"]["cache_policy_name"]["readOnly"] is True
     assert "cache_policy_name" not in schemas["CacheBehaviorRequest"]["properties"]
+
+
+# ---- Targeted cache control and heuristic freshness ----
+
+
+def test_managed_policies_have_no_targeted_field_and_no_heuristics(api: APIClient) -> None:
+    for policy in api.get("/api/v1/cache-policies/").json()["results"]:
+        assert policy["cache_control_field"] == "" and policy["heuristic_freshness"] is False
+
+
+def test_a_cache_policy_names_its_own_cache_control_field_and_asks_for_heuristics(api: APIClient) -> None:
+    body = dict(SITE, cache_control_field="Edge-Cache-Control", heuristic_freshness=True)
+    policy = api.post("/api/v1/cache-policies/", body, format="json").json()
+    assert (policy["cache_control_field"], policy["heuristic_freshness"]) == ("Edge-Cache-Control", True)
+    behavior = {"path_pattern": "*", "target_origin_id": "web", "cache_policy": policy["id"]}
+    assert api.post("/api/v1/distributions/", minimal(cache_behaviors=[behavior]), format="json").status_code == 201
+
+    from distributions import selectors
+    from distributions.compiler import compile_document
+    from edgeagent.config import parse_document
+
+    document = compile_document(selectors.distributions_for_compile(), 1)
+    compiled = document["distributions"][0]["cache_behaviors"][0]["cache_policy"]
+    assert (compiled["cache_control_field"], compiled["heuristic_freshness"]) == ("edge-cache-control", True)
+    edge_config = parse_document(json.loads(json.dumps(document)))
+    parsed = next(iter(edge_config.distributions.values())).behaviors[0].cache_policy
+    assert (parsed.cache_control_field, parsed.heuristic_freshness) == ("edge-cache-control", True)
+
+
+@pytest.mark.parametrize("name", ["Cache-Control", "cdn-cache-control", "Age", "bad header", "x" * 65, "Edge:CC"])
+def test_it_refuses_a_cache_control_field_the_edge_cannot_own_and_names_the_field(api: APIClient, name: str) -> None:
+    response = api.post("/api/v1/cache-policies/", dict(SITE, cache_control_field=name), format="json")
+    assert response.status_code == 400
+    assert "cache_control_field" in response.json()

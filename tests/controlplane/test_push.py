@@ -190,3 +190,51 @@ def test_a_hung_edge_does_not_delay_what_the_others_are_recorded_as_running(
     assert recorded == [("applied", "edge-iad", False), ("failed", "edge-fra", False)]  # iad first, fra still hung
     assert results == {"edge-iad": 200, "edge-fra": 0} and fast.version >= 1
     assert "deadline" in EdgeNode.objects.get(pk=hung_edge.pk).last_error
+
+
+def test_an_edge_whose_pushes_keep_failing_is_retried_with_backoff_and_costs_the_others_nothing(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    (failing_edge, failing), (_, fine) = edges
+    failing.refuse_with = (500, "disk full")
+    for edge, _ in edges:
+        EdgeNode.objects.filter(pk=edge.pk).update(last_seen=timezone.now())
+    tasks.push_config()
+    first = EdgeNode.objects.get(pk=failing_edge.pk)
+    assert first.push_failures == 1 and first.push_retry_at is not None and first.push_retry_at > timezone.now()
+    # While it backs off, neither the fleet tick's retry nor a new change's push goes to it; the other edge gets both.
+    sent = len(failing.received)
+    tasks.fleet_tick()
+    publish(1)
+    tasks.push_config()
+    assert len(failing.received) == sent
+    assert fine.version == selectors.latest_version_number()
+    # Once its retry is due, the tick retries it; another failure doubles the wait.
+    EdgeNode.objects.filter(pk=failing_edge.pk).update(push_retry_at=timezone.now())
+    before = timezone.now()
+    tasks.fleet_tick()
+    second = EdgeNode.objects.get(pk=failing_edge.pk)
+    assert len(failing.received) == sent + 1 and second.push_failures == 2
+    assert second.push_retry_at is not None and second.push_retry_at - before >= services.edges.push_backoff(2)
+    assert services.edges.push_backoff(2) > services.edges.push_backoff(1)
+    assert services.edges.push_backoff(50).total_seconds() == services.edges.PUSH_BACKOFF_CAP_SECONDS
+    # It recovers: the next due retry lands, and it is pushed to as usual again.
+    failing.refuse_with = None
+    EdgeNode.objects.filter(pk=failing_edge.pk).update(push_retry_at=timezone.now())
+    tasks.fleet_tick()
+    recovered = EdgeNode.objects.get(pk=failing_edge.pk)
+    assert failing.version == recovered.applied_version == selectors.latest_version_number()
+    assert recovered.push_failures == 0 and recovered.push_retry_at is None
+
+
+def test_a_failed_invalidation_push_backs_off_too(created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    (failing_edge, failing), (_, fine) = edges
+    tasks.push_config()
+    failing.refuse_with = (503, "busy")
+    invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None,
+                                                   paths=["/a"], tags=[], caller_reference=None)
+    tasks.push_invalidation(invalidation.seq)
+    assert EdgeNode.objects.get(pk=failing_edge.pk).push_failures == 1
+    sent = len(failing.received)
+    tasks.push_invalidation(invalidation.seq)  # a second push while it backs off skips it
+    assert len(failing.received) == sent
+    assert ("POST", "/invalidations") in [(m, p) for m, p, _ in fine.received]

@@ -7,6 +7,7 @@ shared log (docker-compose's), where only the file's path is printed."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,19 @@ class Command(BaseCommand):
                 user.save()
             token, _ = Token.objects.get_or_create(user=user)
             credentials = {"username": username, "password": password, "token": token.key}
-            path.write_text(json.dumps(credentials, indent=2) + "\n")
-            path.chmod(0o600)
         else:
             token, _ = Token.objects.get_or_create(user=user, defaults={"key": credentials.get("token") or Token.generate_key()})
             credentials["token"] = token.key
-            path.write_text(json.dumps(credentials, indent=2) + "\n")
+        _write_owner_only(path, json.dumps(credentials, indent=2) + "\n")
         if hide_secrets:
             self.stdout.write(json.dumps({"username": username, "credentials_file": str(path)}))
         else:
             self.stdout.write(json.dumps(credentials))
+
+
+def _write_owner_only(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 from the first byte: never readable by others."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an older run may have had a wider mode
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
