@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -42,7 +43,7 @@ from aiohttp import web
 from bench.deploy_latency import cpu_seconds, percentile
 from cdncontract.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from cdncontract.stats import LATENCY_BUCKETS
-from tests.e2e.cluster import Cluster, wait_for
+from tests.e2e.cluster import Cluster
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STATS_INTERVAL = 10
@@ -307,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         args.edges, args.changes, args.invalidations, args.idle_seconds = 20, 3, 3, 5.0
     output = args.output or RESULTS / f"fleet-{args.edges}.md"
     with tempfile.TemporaryDirectory(prefix="fleet-sim-") as tmp:
-        cluster = Cluster(Path(tmp), heartbeat_seconds=5, unhealthy_grace_seconds=args.grace)
+        # A Redis broker is used as named (its own db number), not moved to the e2e tests' db.
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        cluster = Cluster(Path(tmp), heartbeat_seconds=5, unhealthy_grace_seconds=args.grace,
+                          broker_url=broker if broker.startswith("redis://") else None)
         try:
             cluster.start_controlplane()
             result = asyncio.run(run(args, cluster))

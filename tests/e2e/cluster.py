@@ -58,6 +58,7 @@ class Cluster:
         self.var = state / "var"
         self.var.mkdir(parents=True, exist_ok=True)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
         self.web_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
         self.env.update(DEBUG="true", CDN_VAR_DIR=str(self.var), CDN_HEARTBEAT_SECONDS=str(heartbeat_seconds),
@@ -121,12 +122,30 @@ class Cluster:
         assert result.returncode == 0, f"manage.py {args} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.state / f"{name}.log", "ab")
-        process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
+        self.commands[name] = args
         return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as the OOM killer or a crash would: no chance to save or say goodbye."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped or killed process again, with the command it was first started with."""
+        if name == "web":
+            self.start_web()
+        elif name == "origin":
+            self.start_origin(self.origin_port)
+        elif name in self.edge_ports:
+            self.start_edge(name)
+        else:
+            self.spawn(name, self.commands[name])
 
     def stop(self, name: str, timeout: float = 15.0) -> int:
         process = self.processes.pop(name)
@@ -162,11 +181,22 @@ class Cluster:
                            "--skip-checks"])
         wait_for("the control plane", lambda: httpx.get(f"{self.api_url}/", timeout=2).status_code in (401, 403))
 
-    def start_origin(self) -> int:
-        self.origin_port = port = free_port()
+    def start_origin(self, port: int = 0) -> int:
+        self.origin_port = port = port or free_port()
         self.spawn("origin", [sys.executable, "-m", "demo.origin", "--listen", f"127.0.0.1:{port}"])
         wait_for("the demo origin", lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
         return port
+
+    def start_moto(self) -> str:
+        """A private S3 peer (demo/s3.py: moto with authentication enforced); its endpoint URL."""
+        from demo import s3 as moto_s3
+
+        port = free_port()
+        argv, env = moto_s3.moto_command("127.0.0.1", port)
+        self.spawn("moto", argv, env)
+        endpoint = f"http://127.0.0.1:{port}"
+        moto_s3.wait_until_up(endpoint, self.processes["moto"])
+        return endpoint
 
     def register_edge(self, name: str, pop: str) -> None:
         viewer, admin = free_port(), free_port()

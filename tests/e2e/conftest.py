@@ -21,7 +21,7 @@ def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = dict(cluster.env)
     env.pop("DEBUG", None)  # make run's own default
     base = free_port_run(3)
-    env.update(CDN_WEB_PORT=str(free_port()), CDN_ORIGIN_PORT=str(free_port()),
+    env.update(CDN_WEB_PORT=str(free_port()), CDN_ORIGIN_PORT=str(free_port()), CDN_S3_PORT=str(free_port()),
                CDN_EDGE_PORT=str(base), CDN_EDGE_ADMIN_PORT=str(base + 100))
     try:
         yield env

@@ -3,11 +3,13 @@ processes on loopback, driven through the public API only."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from .cluster import Cluster, running_cluster, wait_for
@@ -162,3 +164,39 @@ def test_stats_are_exact_across_a_control_plane_outage(cluster: Cluster, tmp_pat
     assert (totals["hits"], totals["misses"]) == (sent["hits"], sent["misses"])
     time.sleep(3)  # any duplicate delivery would show up here
     assert total_requests(cluster, created["id"])["requests"] == expected
+
+
+def test_a_sigkilled_edge_keeps_its_saved_counts_and_an_abandoned_response_is_a_client_abort(
+        cluster: Cluster) -> None:
+    body = distribution_body(cluster.origin_port)
+    body.update(aliases=["kill.example.test"], comment="kill")
+    created = cluster.api("POST", "/distributions/", json=body).json()
+    wait_deployed(cluster, created["id"])
+    # Start just after a 10 s boundary, so that the kill falls inside the interval the
+    # requests were counted in: only the per-second checkpoints can have saved them.
+    wait_for("the start of a stats interval", lambda: time.time() % 10 < 1, 12, 0.05)
+    for path in ("/index.html", "/index.html", "/img/logo.svg", "/index.html"):
+        assert cluster.viewer("edge-fra", "kill.example.test", path).status_code == 200
+    # Checkpoints save the four (in one second, or two if they straddle one), and a later one
+    # finds nothing new: the second before the kill counted nothing, so the marker it leaves
+    # estimates no loss.
+    marker = cluster.state / "edge-fra" / "stats-buffer" / "running"
+
+    def last_saved_second() -> int:
+        return int(json.loads(marker.read_bytes())["last_second"].get(created["id"], 0))
+
+    wait_for("a checkpoint of the requests", lambda: last_saved_second() > 0, 5, 0.02)
+    wait_for("a checkpoint with nothing new", lambda: last_saved_second() == 0, 5, 0.05)
+    cluster.kill("edge-fra")
+    assert time.time() % 10 < 9.5, "the test took too long to be sure the interval had not closed"
+    cluster.start_edge("edge-fra")
+    viewer_port = cluster.edge_ports["edge-fra"][0]
+    with httpx.stream("GET", f"http://127.0.0.1:{viewer_port}/large.bin", headers={"Host": "kill.example.test"},
+                      timeout=30) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())  # a first piece of the 20 MB, then the viewer walks away
+    totals = wait_for("the counts of both runs", lambda: (t := total_requests(cluster, created["id"]))[
+        "requests"] == 5 and t, 40)
+    assert (totals["status_2xx"], totals["client_aborts"]) == (4, 1), totals
+    assert totals["lost_estimate"] == 0, totals  # nothing was counted after the last checkpoint
+    assert "stopped without saving its stats" in cluster.log("edge-fra")

@@ -5,6 +5,7 @@ operator expects: a process that dies comes back while the others keep running a
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from controlplane.run import Stage, Supervisor, restart_delay
 from .cluster import wait_for
 from .makerun import READY, MakeRun, Viewers, alive, processes_using
 
-PROCESSES = {"web", "worker", "beat", "origin", "edge-fra", "edge-iad", "edge-sin"}
+PROCESSES = {"web", "worker", "beat", "origin", "s3", "edge-fra", "edge-iad", "edge-sin"}
 
 
 def curl(command: str) -> str:
@@ -43,8 +44,10 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
     run = MakeRun(Path(env["CDN_VAR_DIR"]), env)
     try:
         text = run.wait_ready()
-        token = re.search(r"token: (\w+)", text).group(1)  # type: ignore[union-attr]
-        assert re.search(r"Dashboard: +http://127\.0\.0\.1:\d+/admin/ +user: admin +password: \S+", text)
+        credentials = json.loads((tmp_path / "var" / "credentials.json").read_text())
+        token = credentials["token"]
+        assert re.search(r"Dashboard: +http://127\.0\.0\.1:\d+/admin/ +user: admin\n", text)
+        assert token not in text and credentials["password"] not in text  # the output is a log: no secrets
         curls = [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
         cache_curls = [c for c in curls if "x-cache" in c]
         assert len(cache_curls) == 2
@@ -52,6 +55,16 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
         assert curl(cache_curls[1]).strip().lower().startswith("x-cache: hit")
         edges_answer = curl(next(c for c in curls if "/edges/" in c))
         assert edges_answer.count('"healthy":true') == 3
+        # The private S3 demo: moto refuses the unsigned request, the edges' signed ones go through.
+        unsigned, signed, odd_key, upload = [c for c in curls if "hello.txt" in c or "spaces" in c or "-X PUT" in c]
+        assert curl(unsigned).split()[1] == "403"
+        assert curl(signed).startswith("HTTP/1.1 200") and "the edge signed this request" in curl(signed)
+        assert curl(odd_key).startswith("HTTP/1.1 200")
+        assert curl(upload).startswith("HTTP/1.1 200")
+        assert curl(signed.replace("/hello.txt", "/uploads/note.txt")).endswith("\n\nuploaded")
+        by_alias = httpx.get(f"http://127.0.0.1:{env['CDN_EDGE_PORT']}/hello.txt",
+                             headers={"Host": "private.localhost"}, timeout=10)  # as README.md prints it
+        assert by_alias.status_code == 200 and b"signed this request" in by_alias.content
         domain, ports = demo(text)
         for port in ports:
             answers = [httpx.get(f"http://127.0.0.1:{port}/index.html", headers={"Host": domain}, timeout=10)
@@ -79,7 +92,7 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
             assert routine not in log, routine  # request lines, heartbeats, fleet ticks: DEBUG only
 
         started = processes_using(tmp_path / "var")
-        assert len(started) >= 7  # web, worker, beat, origin and three edges (and their children)
+        assert len(started) >= 8  # web, worker, beat, origin, s3 and three edges (and their children)
         assert set(run.pids()) == PROCESSES
         assert not run.restarts(), run.restarts()
         run.interrupt()
@@ -89,7 +102,8 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
         run.kill()
 
 
-def test_the_banner_is_also_in_ready_txt_readable_only_by_its_owner(tmp_path: Path, run_env: dict[str, str]) -> None:
+def test_the_banner_is_also_in_ready_txt_and_the_credentials_only_in_an_owner_only_file(
+        tmp_path: Path, run_env: dict[str, str]) -> None:
     run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
     ready = tmp_path / "var" / "ready.txt"
     try:
@@ -97,7 +111,9 @@ def test_the_banner_is_also_in_ready_txt_readable_only_by_its_owner(tmp_path: Pa
         banner = ready.read_text()
         assert "The local CDN is ready." in banner
         assert banner.strip() in text
-        assert stat.S_IMODE(ready.stat().st_mode) == 0o600
+        credentials_file = tmp_path / "var" / "credentials.json"
+        assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
+        assert json.loads(credentials_file.read_text())["password"] not in banner
         run.interrupt()
         assert not ready.exists()  # a stopped cluster has no readiness banner
     finally:
@@ -111,7 +127,7 @@ def test_a_second_make_run_reuses_the_state_and_the_edges_caches(tmp_path: Path,
         run = MakeRun(Path(run_env["CDN_VAR_DIR"]), run_env)
         try:
             text = run.wait_ready()
-            passwords.append(re.search(r"password: (\S+)", text).group(1))  # type: ignore[union-attr]
+            passwords.append(json.loads((tmp_path / "var" / "credentials.json").read_text())["password"])
             assert "after a fresh" in text  # the banner does not promise a Miss a warm cache would not give
             domain, ports = demo(text)
             answer = httpx.get(f"http://127.0.0.1:{ports[0]}/index.html", headers={"Host": domain}, timeout=10)
@@ -211,3 +227,31 @@ def test_a_crash_looping_process_backs_off_while_the_others_keep_running() -> No
     assert not runner.is_alive() and lines[-1] == "make run: stopped"
     assert supervisor.children["steady"].process is not None
     assert supervisor.children["steady"].process.returncode == -signal.SIGTERM
+
+
+SUPERVISE_ONE = """
+import os, sys
+from controlplane.run import Stage, Supervisor
+supervisor = Supervisor(sys.stdout, colour=False)
+supervisor.add("steady", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+               dict(os.environ))
+supervisor.run([Stage(["steady"])])
+"""
+
+
+def test_a_supervisor_killed_by_sigkill_takes_its_processes_with_it() -> None:
+    """SIGKILL (or the OOM killer) gives the supervisor no chance to stop anything itself."""
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISE_ONE], cwd=Path(__file__).parents[2],
+                                  stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(line.rstrip() for line in supervisor.stdout or ()),
+                     daemon=True).start()
+    try:
+        wait_for("the child to start", lambda: "steady | up" in lines, 20)
+        child = int(re.search(r"steady started \(pid (\d+)\)", "\n".join(lines)).group(1))  # type: ignore[union-attr]
+        assert alive(child)
+        supervisor.kill()
+        supervisor.wait(10)
+        wait_for("the child to stop with its supervisor", lambda: not alive(child), 10)
+    finally:
+        supervisor.kill()

@@ -6,6 +6,7 @@ control plane's stats must count exactly the viewer requests sent."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -151,8 +152,8 @@ def test_the_cluster_stays_up_deploys_every_change_and_counts_every_request(
         text = run.wait_ready()
         soak_start = time.time()
         pids = run.pids()
-        api = Api(f"http://127.0.0.1:{env['CDN_WEB_PORT']}/api/v1", _after(text, "token: "),
-                  _after(text, "Demo distribution "))
+        token = json.loads((Path(env["CDN_VAR_DIR"]) / "credentials.json").read_text())["token"]
+        api = Api(f"http://127.0.0.1:{env['CDN_WEB_PORT']}/api/v1", token, _after(text, "Demo distribution "))
         domain = api.distribution().json()["domain_name"]
         ports = [int(env["CDN_EDGE_PORT"]) + i for i in range(3)]
 
