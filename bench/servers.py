@@ -295,51 +295,61 @@ def start_varnish(workdir: Path, origin_port: int) -> Server:
 # ---- The edge agent ----
 
 
-def edge_document(origin_port: int) -> dict[str, object]:
-    """A distribution as the control plane would compile it: CachingOptimized by default,
-    CachingDisabled for the no-cache benchmark path."""
-    origin = {
-        "id": "demo", "kind": "custom", "domain_name": LOOPBACK, "origin_path": "",
-        "http_port": origin_port, "https_port": 443, "protocol_policy": "http-only",
+NO_NAMES = {"behavior": "none", "names": []}
+CACHING_DISABLED = {
+    "id": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad", "name": "CachingDisabled",
+    "min_ttl": 0, "default_ttl": 0, "max_ttl": 0,
+    "query_strings": NO_NAMES, "headers": NO_NAMES, "cookies": NO_NAMES,
+    "enable_gzip": False, "enable_brotli": False,
+}
+CACHING_OPTIMIZED = {
+    "id": "658327ea-f89d-4fab-a63d-7e88639e58f6", "name": "CachingOptimized",
+    "min_ttl": 1, "default_ttl": 86400, "max_ttl": 31536000,
+    "query_strings": NO_NAMES, "headers": NO_NAMES, "cookies": NO_NAMES,
+    "enable_gzip": True, "enable_brotli": True,
+}
+
+
+def custom_origin(origin_id: str, port: int, **overrides: object) -> dict[str, object]:
+    """An HTTP origin on loopback, as the control plane compiles it (`overrides` for TLS or S3)."""
+    return {
+        "id": origin_id, "kind": "custom", "domain_name": LOOPBACK, "origin_path": "",
+        "http_port": port, "https_port": 443, "protocol_policy": "http-only",
         "connect_timeout": 5, "read_timeout": 30, "connection_attempts": 1,
-        "custom_headers": [], "s3": None,
+        "custom_headers": [], "s3": None, **overrides,
     }
-    no_names = {"behavior": "none", "names": []}
 
-    def behavior(pattern: str, policy: dict[str, object], compress: bool) -> dict[str, object]:
-        return {
-            "path_pattern": pattern, "target": "demo", "viewer_protocol_policy": "allow-all",
-            "allowed_methods": ["GET", "HEAD"], "cached_methods": ["GET", "HEAD"],
-            "compress": compress, "cache_policy": policy, "origin_request_policy": None,
-        }
 
-    caching_disabled = {
-        "id": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad", "name": "CachingDisabled",
-        "min_ttl": 0, "default_ttl": 0, "max_ttl": 0,
-        "query_strings": no_names, "headers": no_names, "cookies": no_names,
-        "enable_gzip": False, "enable_brotli": False,
+def behavior(pattern: str, target: str, policy: dict[str, object], compress: bool = False) -> dict[str, object]:
+    return {
+        "path_pattern": pattern, "target": target, "viewer_protocol_policy": "allow-all",
+        "allowed_methods": ["GET", "HEAD"], "cached_methods": ["GET", "HEAD"],
+        "compress": compress, "cache_policy": policy, "origin_request_policy": None,
     }
-    caching_optimized = {
-        "id": "658327ea-f89d-4fab-a63d-7e88639e58f6", "name": "CachingOptimized",
-        "min_ttl": 1, "default_ttl": 86400, "max_ttl": 31536000,
-        "query_strings": no_names, "headers": no_names, "cookies": no_names,
-        "enable_gzip": True, "enable_brotli": True,
-    }
+
+
+def document(origins: list[dict[str, object]], behaviors: list[dict[str, object]]) -> dict[str, object]:
+    """The one bench distribution (BENCH_HOST) with these origins and behaviors."""
     return {
         "schema_version": 1,
         "version": 1,
         "distributions": [
             {
                 "id": DISTRIBUTION_ID, "domain_name": BENCH_HOST, "aliases": [],
-                "default_root_object": "index.html", "origins": [origin], "origin_groups": [],
-                "cache_behaviors": [
-                    behavior("/bench/nocache/*", caching_disabled, False),
-                    behavior("*", caching_optimized, True),
-                ],
-                "custom_error_responses": [],
+                "default_root_object": "index.html", "origins": origins, "origin_groups": [],
+                "cache_behaviors": behaviors, "custom_error_responses": [],
             }
         ],
     }
+
+
+def edge_document(origin_port: int) -> dict[str, object]:
+    """A distribution as the control plane would compile it: CachingOptimized by default,
+    CachingDisabled for the no-cache benchmark path."""
+    return document([custom_origin("demo", origin_port)], [
+        behavior("/bench/nocache/*", "demo", CACHING_DISABLED),
+        behavior("*", "demo", CACHING_OPTIMIZED, compress=True),
+    ])
 
 
 def _commit(root: Path) -> str:
@@ -350,20 +360,22 @@ def _commit(root: Path) -> str:
 def start_edge(
     workdir: Path, origin_port: int, access_log: bool = True, root: Path | None = None,
     prefix: Sequence[str] = (), ready_timeout: float = 30.0,
+    document: dict[str, object] | None = None, extra: Sequence[str] = (), ready_path: str = "/bench/1k",
 ) -> Server:
     """The edge as an operator runs it (access log on, its default), or with `--access-log off`.
 
     `root` runs the edge of another checkout instead (`bench.run --baseline`): the same
     agent, config and flags from the code before a change, measured in the same run.
-    `prefix` runs it under another program (bench.instructions: Valgrind).
+    `prefix` runs it under another program (bench.instructions: Valgrind). `document` serves
+    another config than `edge_document` (bench.origin_misses), with `extra` flags (a token).
     """
     name = ("edge" if root is None else "baseline") + ("" if access_log else "-log-off")
     home = workdir / name
     home.mkdir()
     port, admin_port = free_port(), free_port()
     config = home / "config.json"
-    document = json.dumps(edge_document(origin_port), sort_keys=True, separators=(",", ":"))
-    config.write_text(document)
+    text = json.dumps(document or edge_document(origin_port), sort_keys=True, separators=(",", ":"))
+    config.write_text(text)
     log = workdir / f"{name}.log"
     argv = [
         sys.executable, "-m", "edgeagent", "--name", EDGE_NAME, "--pop", "lab",
@@ -372,12 +384,13 @@ def start_edge(
     ]
     if not access_log:
         argv += ["--access-log", "off"]
+    argv += extra
     proc = spawn([*prefix, *argv], log, cwd=ROOT if root is None else root)
     describe = "python -m edgeagent, 1 process, " + ("access log on (default)" if access_log else "--access-log off")
     if root is not None:
         describe += f", from {root} (commit {_commit(root)})"
-    server = Server(name, port, proc, log, describe, {"config.json": document, "argv": " ".join(argv[1:])})
-    wait_until_ready(server, "/bench/1k", ready_timeout)
+    server = Server(name, port, proc, log, describe, {"config.json": text, "argv": " ".join(argv[1:])})
+    wait_until_ready(server, ready_path, ready_timeout)
     return server
 
 

@@ -67,6 +67,8 @@ class _SignedHeaders(dict[str, list[str]]):
     """The headers to sign as botocore's canonical_headers reads them (`get_all`, iteration),
     without the email.message-based HTTPHeaders it builds twice per request."""
 
+    names: str | None = None  # SignedHeaders, once computed
+
     def get_all(self, name: str) -> list[str]:
         return self.get(name, [])
 
@@ -93,6 +95,17 @@ class _OriginAuth(S3SigV4Auth):
             out["host"] = [request.context[_HOST]]
         request.context[_HEADERS_MEMO] = out
         return out
+
+    def canonical_headers(self, headers_to_sign: _SignedHeaders) -> str:
+        """botocore's lines (`name:Trimall(value),...`, names sorted) from names already lowercase."""
+        return "\n".join(f"{name}:{','.join(' '.join(v.split()) for v in headers_to_sign[name])}"
+                         for name in sorted(headers_to_sign))
+
+    def signed_headers(self, headers_to_sign: _SignedHeaders) -> str:
+        """botocore's `a;b;c`, computed once per request (it asks twice)."""
+        if headers_to_sign.names is None:
+            headers_to_sign.names = ";".join(sorted(headers_to_sign))
+        return headers_to_sign.names
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         day = request.context["timestamp"][0:8]

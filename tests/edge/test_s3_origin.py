@@ -284,6 +284,27 @@ def test_the_signature_covers_only_what_s3_reads() -> None:
     assert "wJalrXUtnFEMIEXAMPLEKEY" not in json.dumps(headers)
 
 
+def test_the_signature_is_the_one_stock_botocore_computes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edge's shortcuts in the signer (headers built once, SignedHeaders once, the key kept)
+    give byte for byte the Authorization botocore's own S3SigV4Auth gives the same request."""
+    import datetime
+
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.datetime(2026, 12, 4, 9, 30, 5))
+    keys = ("AKIDEXAMPLE", "wJalrXUtnFEMIEXAMPLEKEY", "SESSIONTOKEN")
+    s3 = S3Settings(BUCKET, "eu-west-1", "http://127.0.0.1:9000", "path", "always", "sigv4", S3Credentials(*keys))
+    url = "http://127.0.0.1:9000/private-assets/caf%C3%A9%20logo%2B1.svg?v=3&a=%2F"
+    signed_kinds = [("Range", "bytes=0-99"), ("If-None-Match", '"etag-1"'), ("x-amz-meta-note", "  two   spaces ")]
+    ours = dict(sign(s3, "GET", url, [("Via", "1.1 edge-t"), *signed_kinds], streamed=False))
+    stock = AWSRequest(method="GET", url=url, headers=dict(signed_kinds))
+    botocore.auth.S3SigV4Auth(Credentials(*keys), "s3", "eu-west-1").add_auth(stock)
+    assert ours["Authorization"] == stock.headers["Authorization"]
+    assert ours["X-Amz-Date"] == stock.headers["X-Amz-Date"] == "20261204T093005Z"
+
+
 # ---- refusals ----
 
 
