@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from aiohttp import web
 
-from bench.deploy_latency import cpu_seconds, percentile
+from bench.deploy_latency import percentile
+from bench.servers import cpu_seconds_between, cpu_ticks, process_tree
 from cdncontract.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from cdncontract.stats import LATENCY_BUCKETS
 from tests.e2e.cluster import Cluster
@@ -106,11 +108,21 @@ class Latencies:
     heartbeat: list[float] = field(default_factory=list)
     stats: list[float] = field(default_factory=list)
     failures: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
-async def edge_link(edge: FakeEdge, client: httpx.AsyncClient, distribution_id: list[str], seen: Latencies,
+async def _call(session: aiohttp.ClientSession, method: str, path: str, headers: dict[str, str],
+                body: Any = None) -> tuple[int, Any]:
+    async with session.request(method, path, headers=headers, json=body) as answer:
+        return answer.status, await answer.json(content_type=None)
+
+
+async def edge_link(edge: FakeEdge, session: aiohttp.ClientSession, distribution_id: list[str], seen: Latencies,
                     stop: asyncio.Event) -> None:
-    """Heartbeat, pull, ack and report as edgeagent/link.py does, until stopped or hung."""
+    """Heartbeat, pull, ack and report as edgeagent/link.py does, until stopped or hung.
+
+    aiohttp, as the edge's own client: a thousand fake edges on httpx cost this process more
+    CPU than the control plane it measures."""
     headers = {"Authorization": f"Bearer {edge.token}"}
     interval = 5.0
     next_stats = (time.time() // STATS_INTERVAL + 1) * STATS_INTERVAL + random.uniform(0, 2)
@@ -118,18 +130,17 @@ async def edge_link(edge: FakeEdge, client: httpx.AsyncClient, distribution_id: 
     while not stop.is_set() and not edge.hung:
         try:
             started = time.perf_counter()
-            answer = await client.post("/api/v1/edge/heartbeat", headers=headers,
-                                       json={"version": edge.version, "invalidation_seq": max(edge.applied, default=0)})
+            _, body = await _call(session, "POST", "/api/v1/edge/heartbeat", headers,
+                                  {"version": edge.version, "invalidation_seq": max(edge.applied, default=0)})
             seen.heartbeat.append(time.perf_counter() - started)
-            body = answer.json()
             interval = float(body.get("heartbeat_interval", interval))
             if body["version"] > edge.version:
-                document = (await client.get("/api/v1/edge/config", headers=headers)).json()
+                _, document = await _call(session, "GET", "/api/v1/edge/config", headers)
                 edge.version = max(edge.version, int(document["version"]))
             ids = [int(i["id"]) for i in body.get("invalidations", [])]
             if ids:
                 edge.applied.update(ids)
-                await client.post("/api/v1/edge/acks", headers=headers, json={"invalidations": ids})
+                await _call(session, "POST", "/api/v1/edge/acks", headers, {"invalidations": ids})
             if time.time() >= next_stats and distribution_id:
                 start = int(next_stats // STATS_INTERVAL * STATS_INTERVAL) - STATS_INTERVAL
                 buckets = [0] * LATENCY_BUCKETS
@@ -138,13 +149,15 @@ async def edge_link(edge: FakeEdge, client: httpx.AsyncClient, distribution_id: 
                     distribution_id[0]: {"requests": 10, "hits": 9, "misses": 1, "bytes_out": 10_000,
                                          "status_2xx": 10, "latency_ms_buckets": buckets}}}
                 started = time.perf_counter()
-                sent = await client.post("/api/v1/edge/stats", headers=headers, json=report)
+                status, answer = await _call(session, "POST", "/api/v1/edge/stats", headers, report)
                 seen.stats.append(time.perf_counter() - started)
-                if sent.status_code != 200:
+                if status != 200:
                     seen.failures += 1
+                    seen.errors.append(f"stats {status}: {str(answer)[:200]}")
                 next_stats += STATS_INTERVAL
-        except (httpx.HTTPError, ValueError, KeyError):
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError, AttributeError) as exc:
             seen.failures += 1
+            seen.errors.append(f"{type(exc).__name__}: {exc}"[:200])
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
 
@@ -165,7 +178,7 @@ class Simulator:
     def live(self) -> list[FakeEdge]:
         return [edge for edge in self.edges if not edge.hung]
 
-    async def start(self, client: httpx.AsyncClient) -> list[asyncio.Task[None]]:
+    async def start(self, client: httpx.AsyncClient, session: aiohttp.ClientSession) -> list[asyncio.Task[None]]:
         api = {"Authorization": f"Token {self.cluster.token}"}
         for edge in self.edges:
             edge.runner = web.AppRunner(edge.app(), access_log=None)
@@ -178,7 +191,7 @@ class Simulator:
             answer.raise_for_status()
             edge.token = answer.json()["token"]
             edge.verifier = Verifier(edge.token)
-        return [asyncio.create_task(edge_link(edge, client, self.distribution_id, self.seen, self.stop))
+        return [asyncio.create_task(edge_link(edge, session, self.distribution_id, self.seen, self.stop))
                 for edge in self.edges]
 
     async def close(self, tasks: list[asyncio.Task[None]]) -> None:
@@ -208,9 +221,11 @@ async def poll(what: str, probe: Any, timeout: float, every: float = 0.02) -> fl
 
 async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cluster.web_port}", timeout=30, limits=limits) as client:
+    base = f"http://127.0.0.1:{cluster.web_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client, aiohttp.ClientSession(
+            base_url=base, timeout=aiohttp.ClientTimeout(total=30), connector=aiohttp.TCPConnector(limit=200)) as session:
         sim = Simulator(cluster, args.edges, args.hung, args.slow, args.slow_seconds)
-        tasks = await sim.start(client)
+        tasks = await sim.start(client, session)
         try:
             body = {"comment": "fleet sim", "enabled": True,
                     "origins": [{"origin_id": "o", "domain_name": "127.0.0.1", "http_port": 9, "protocol_policy": "http-only"}],
@@ -258,15 +273,17 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
 
                 await poll("Completed", completed, 60)
                 invalidations.append(time.perf_counter() - started)
-            before = {name: cpu_seconds(cluster.processes[name].pid) for name in ("web", "worker")}
+            trees = {name: process_tree(cluster.processes[name].pid) for name in ("web", "worker")}
+            before = {name: cpu_ticks(tree) for name, tree in trees.items()}
             await asyncio.sleep(args.idle_seconds)
-            cpu = {name: 100 * (cpu_seconds(cluster.processes[name].pid) - before[name]) / args.idle_seconds
-                   for name in before}
+            cpu = {name: 100 * cpu_seconds_between(before[name], cpu_ticks(tree)) / args.idle_seconds
+                   for name, tree in trees.items()}
         finally:
             await sim.close(tasks)
     return {"changes": changes, "live": live_runs, "invalidations": invalidations, "cpu": cpu,
             "rss": {name: rss_mib(cluster.processes[name].pid) for name in ("web", "worker")},
             "heartbeat": sim.seen.heartbeat, "stats": sim.seen.stats, "failures": sim.seen.failures,
+            "errors": sorted(set(sim.seen.errors))[:5],
             "hung": len(sim.edges) - len(sim.live)}
 
 
@@ -301,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invalidations", type=int, default=20)
     parser.add_argument("--grace", type=int, default=20, help="CDN_UNHEALTHY_GRACE_SECONDS for the run")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--heartbeat-seconds", type=int, default=5, help="CDN_HEARTBEAT_SECONDS for the run")
+    parser.add_argument("--web-workers", type=int, default=2,
+                        help="gunicorn workers (4 threads each) for the web process; 0 runs Django's runserver")
     parser.add_argument("--quick", action="store_true", help="20 edges, 3 changes, 3 invalidations, 5 s idle")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
@@ -310,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fleet-sim-") as tmp:
         # A Redis broker is used as named (its own db number), not moved to the e2e tests' db.
         broker = os.environ.get("CELERY_BROKER_URL", "")
-        cluster = Cluster(Path(tmp), heartbeat_seconds=5, unhealthy_grace_seconds=args.grace,
-                          broker_url=broker if broker.startswith("redis://") else None)
+        cluster = Cluster(Path(tmp), heartbeat_seconds=args.heartbeat_seconds, unhealthy_grace_seconds=args.grace,
+                          broker_url=broker if broker.startswith("redis://") else None, web_workers=args.web_workers)
         try:
             cluster.start_controlplane()
             result = asyncio.run(run(args, cluster))
@@ -322,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
             cluster.close()
     seconds = max(1.0, args.idle_seconds)
     table = "\n".join([
-        f"{args.edges} simulated edges ({result['hung']} hung), milliseconds:",
+        f"{args.edges} simulated edges ({result['hung']} hung), web: "
+        + (f"gunicorn, {args.web_workers} workers x 4 threads" if args.web_workers else "runserver")
+        + f", heartbeats every {args.heartbeat_seconds} s, milliseconds:",
         "",
         "| what | samples | p50 | p99 | max |",
         "|---|---|---|---|---|",
@@ -333,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         ms_row("stats report, as the edges saw it", result["stats"]),
         "",
         f"Edge-side request failures: {result['failures']}. Stats reports answered over the run: "
-        f"{len(result['stats'])}.",
+        f"{len(result['stats'])}." + (" Failures seen: " + "; ".join(result["errors"]) if result["errors"] else ""),
         f"CPU over {seconds:.0f} s idle, percent of one core: "
         + ", ".join(f"{name} {value:.1f}" for name, value in result["cpu"].items())
         + "; memory (RSS, MiB): " + ", ".join(f"{name} {value:.0f}" for name, value in result["rss"].items()),

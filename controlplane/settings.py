@@ -209,9 +209,14 @@ TEMPLATES = [
 
 
 def _database() -> dict[str, object]:
+    """DATABASE_URL; PostgreSQL connections are kept DATABASE_CONN_MAX_AGE seconds (60), checked
+    before reuse: a new connection per request (PostgreSQL forks a backend for each) was most
+    of the web's time under a fleet's heartbeats (docs/performance.md)."""
     url = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'controlplane.sqlite3'}")
+    default_age = 0 if url.startswith("sqlite") else 60
     try:
-        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0))
+        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", default_age),
+                                       conn_health_checks=True)
     except Exception as exc:  # dj_database_url raises bare ValueError/KeyError on unknown schemes
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} is not a valid database URL: {exc}") from exc
     if config.get("ENGINE") == "django.db.backends.sqlite3":

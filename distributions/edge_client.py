@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import httpx
 
 from cdncontract import signing
 
-PUSH_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+PUSH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=1.0, sock_read=2.0)
 PUSH_DEADLINE = 3.0  # seconds for everything one edge is sent in one fan-out
 
 
@@ -66,30 +67,31 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def _send(client: httpx.AsyncClient, target: Target, request: Request) -> Outcome:
+async def _send(session: aiohttp.ClientSession, target: Target, request: Request) -> Outcome:
     body = json.dumps(request.payload, separators=(",", ":")).encode()
     try:
-        response = await client.request(request.method, target.url.rstrip("/") + request.path, content=body,
-                                        headers=signed_headers(target.key_hex, request.method, request.path, body))
-    except httpx.HTTPError as exc:
+        async with session.request(request.method, target.url.rstrip("/") + request.path, data=body,
+                                   headers=signed_headers(target.key_hex, request.method, request.path, body)) as answer:
+            status, raw = answer.status, await answer.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, or no answer within PUSH_TIMEOUT
         return Outcome(target.name, 0, {}, _error(exc), request)
     try:
-        data = response.json()
+        data = json.loads(raw)
     except ValueError:
         data = {}
     data = data if isinstance(data, dict) else {}
-    error = "" if response.status_code == 200 else str(data.get("error", f"HTTP {response.status_code}"))
-    return Outcome(target.name, response.status_code, data, error, request)
+    error = "" if status == 200 else str(data.get("error", f"HTTP {status}"))
+    return Outcome(target.name, status, data, error, request)
 
 
-async def _send_in_order(client: httpx.AsyncClient, target: Target, requests: list[Request], deadline: float,
+async def _send_in_order(session: aiohttp.ClientSession, target: Target, requests: list[Request], deadline: float,
                          report: Callable[[Outcome], None]) -> None:
     """One edge's requests in order, within one deadline; the first failure ends the edge's turn."""
     loop = asyncio.get_running_loop()
     until = loop.time() + deadline
     for request in requests:
         try:
-            outcome = await asyncio.wait_for(_send(client, target, request), max(until - loop.time(), 0.0))
+            outcome = await asyncio.wait_for(_send(session, target, request), max(until - loop.time(), 0.0))
         except TimeoutError:
             outcome = Outcome(target.name, 0, {}, f"no answer within the {deadline:g} s push deadline", request)
         report(outcome)
@@ -104,17 +106,23 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 async def _fan_out(plan: list[tuple[Target, list[Request]]], deadline: float, report: Callable[[Outcome], None]) -> None:
-    limits = httpx.Limits(max_connections=None)  # a thousand edges at once, none waiting for a slot
-    async with httpx.AsyncClient(timeout=PUSH_TIMEOUT, verify=_ssl_context(), limits=limits) as client:
-        await asyncio.gather(*(_send_in_order(client, target, requests, deadline, report)
+    """aiohttp, not httpx: httpx's pool examines every connection on every request, so a
+    thousand concurrent pushes cost it seconds of CPU (docs/performance.md, "The control plane
+    driving many edges")."""
+    connector = aiohttp.TCPConnector(limit=0, ssl=_ssl_context())  # a thousand edges at once, none waiting
+    async with aiohttp.ClientSession(connector=connector, timeout=PUSH_TIMEOUT) as session:
+        await asyncio.gather(*(_send_in_order(session, target, requests, deadline, report)
                                for target, requests in plan if requests))
 
 
-def fan_out(plan: list[tuple[Target, list[Request]]], deadline: float | None = None) -> Iterator[Outcome]:
-    """Send every edge its requests at once; yield each outcome as soon as it is known.
+def fan_out(plan: list[tuple[Target, list[Request]]], deadline: float | None = None) -> Iterator[list[Outcome]]:
+    """Send every edge its requests at once; yield the outcomes as soon as they are known.
 
     The requests run on an event loop in a thread of their own, so the caller (a Celery task)
-    can record each outcome in the database while the other edges are still answering.
+    can record outcomes in the database while the other edges are still answering. Each
+    batch holds every outcome that arrived while the caller recorded the previous one (at
+    least one): with a thousand edges answering together the caller writes a few batches,
+    not a thousand rows one by one, and an outcome never waits for a batch to fill.
     """
     if not any(requests for _, requests in plan):
         return
@@ -131,8 +139,15 @@ def fan_out(plan: list[tuple[Target, list[Request]]], deadline: float | None = N
 
     thread = threading.Thread(target=run, name="edge-fan-out", daemon=True)
     thread.start()
-    while (outcome := outcomes.get()) is not None:
-        yield outcome
+    finished = False
+    while not finished:
+        batch = [outcomes.get()]
+        while not outcomes.empty():
+            batch.append(outcomes.get())
+        finished = batch[-1] is None
+        ready = [outcome for outcome in batch if outcome is not None]
+        if ready:
+            yield ready
     thread.join()
     if failure:
         raise failure[0]
@@ -140,7 +155,8 @@ def fan_out(plan: list[tuple[Target, list[Request]]], deadline: float | None = N
 
 def broadcast(targets: list[Target], method: str, path: str, payload: Any) -> list[Outcome]:
     """The same request to every target; the outcomes once every edge answered or ran out of time."""
-    return list(fan_out([(target, [Request(method, path, payload)]) for target in targets]))
+    return [outcome for batch in fan_out([(target, [Request(method, path, payload)]) for target in targets])
+            for outcome in batch]
 
 
 # ---- Reads from every edge ----

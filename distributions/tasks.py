@@ -31,27 +31,34 @@ def _invalidation_request(invalidation: Invalidation) -> edge_client.Request:
 
 
 def _deliver(plan: Plan, latest_version: int = 0) -> dict[str, int]:
-    """Send the plan and record each edge's outcome the moment it is known."""
+    """Send the plan and record the outcomes as they arrive, each batch in a few statements."""
     edges = {edge.name: edge for edge, _ in plan}
     targets = [(edge_client.Target(edge.name, edge.url, edge.token_hash), requests) for edge, requests in plan]
     results: dict[str, int] = {}
-    for outcome in edge_client.fan_out(targets):
-        request = outcome.request
-        assert request is not None
-        if request.path == "/config":
-            running = int(outcome.body.get("version", 0) or 0)
-            if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
-                services.edge_applied(edge_name=outcome.name, version=running or latest_version)
+    for batch in edge_client.fan_out(targets):
+        applied: dict[str, int] = {}
+        acked: list[tuple[EdgeNode, int]] = []
+        for outcome in batch:
+            request = outcome.request
+            assert request is not None
+            if request.path == "/config":
+                running = int(outcome.body.get("version", 0) or 0)
+                if outcome.ok or outcome.status == 409:  # 409: the edge already runs something newer
+                    applied[outcome.name] = running or latest_version
+                else:
+                    services.edge_push_failed(edge_name=outcome.name, version=latest_version, error=outcome.error)
+                results[outcome.name] = outcome.status
+            elif outcome.ok:
+                acked.append((edges[outcome.name], request.payload["id"]))
             else:
-                services.edge_push_failed(edge_name=outcome.name, version=latest_version, error=outcome.error)
-            results[outcome.name] = outcome.status
-        elif outcome.ok:
-            services.invalidation_ack(edge=edges[outcome.name], ids=[request.payload["id"]])
-            if edges[outcome.name].push_failures:
-                services.edge_push_ok(edge_name=outcome.name)
-        else:
-            services.edge_push_backoff(edge_name=outcome.name)
-            log.warning("edge %s did not apply invalidation %s: %s", outcome.name, request.payload["id"], outcome.error)
+                services.edge_push_backoff(edge_name=outcome.name)
+                log.warning("edge %s did not apply invalidation %s: %s", outcome.name, request.payload["id"],
+                            outcome.error)
+        if applied:
+            services.edges_applied(versions=applied)
+        if acked:
+            services.invalidation_acks(acks=acked)
+            services.edge_push_ok(edge_names=[edge.name for edge, _ in acked if edge.push_failures])
     return results
 
 
@@ -81,13 +88,16 @@ def push_invalidation(seq: int) -> None:
 
 @shared_task(ignore_result=True)
 def fleet_tick() -> None:
-    """The safety net: health, then one fan-out of what each healthy edge is missing, then completion."""
+    """The safety net: health, then one fan-out of what each healthy edge is missing (the newest config,
+    in-progress invalidations it has not acknowledged), then completion."""
     services.fleet_check_health()
     latest = selectors.config_version_latest()
+    due = list(selectors.edges_push_due())  # not those backing off: their retry is scheduled, not waited for
+    missing = services.in_progress_missing(due, limit=100)
     plan: Plan = []
-    for edge in selectors.edges_push_due():  # not those backing off: their retry is scheduled, not waited for
+    for edge in due:
         requests = [_config_request(latest, edge)] if latest is not None and edge.applied_version < latest.version else []
-        requests += [_invalidation_request(i) for i in services.pending_invalidations(edge)[:100]]
+        requests += [_invalidation_request(i) for i in missing.get(edge.pk, [])]
         plan.append((edge, requests))
     _deliver(plan, latest.version if latest is not None else 0)
     services.invalidations_check_complete()

@@ -13,7 +13,6 @@ from __future__ import annotations
 from .distributions import distribution_create, distribution_delete, distribution_update
 from .edges import (
     MISSED_HEARTBEATS,
-    edge_applied,
     edge_delete,
     edge_for_token,
     edge_heartbeat,
@@ -22,12 +21,15 @@ from .edges import (
     edge_push_ok,
     edge_register,
     edge_update,
+    edges_applied,
     fleet_check_health,
 )
 from .errors import Conflict
 from .invalidations import (
     PENDING_INVALIDATIONS_LIMIT,
+    in_progress_missing,
     invalidation_ack,
+    invalidation_acks,
     invalidation_check_reuse,
     invalidation_create,
     invalidation_created_hooks,
@@ -51,7 +53,6 @@ __all__ = [
     "distribution_create",
     "distribution_delete",
     "distribution_update",
-    "edge_applied",
     "edge_delete",
     "edge_for_token",
     "edge_heartbeat",
@@ -60,8 +61,11 @@ __all__ = [
     "edge_push_ok",
     "edge_register",
     "edge_update",
+    "edges_applied",
     "fleet_check_health",
+    "in_progress_missing",
     "invalidation_ack",
+    "invalidation_acks",
     "invalidation_check_reuse",
     "invalidation_create",
     "invalidation_created_hooks",

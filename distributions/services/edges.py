@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -103,7 +105,10 @@ def edge_for_token(token: str) -> EdgeNode | None:
 def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int, error: str | None = None) -> dict[str, Any]:
     """Record that the edge is alive and what it runs; `error` is why it refused the newest config."""
     now = timezone.now()
-    newest = EdgeNode.objects.aggregate(newest=Max("last_seen"))["newest"]
+    # The fleet's newest heartbeat is at least this edge's last one: only an edge silent for
+    # longer than the outage gap has to ask whether everybody was.
+    recent = edge.last_seen is not None and now - edge.last_seen <= outage_gap()
+    newest = edge.last_seen if recent else EdgeNode.objects.aggregate(newest=Max("last_seen"))["newest"]
     state = _fleet_state()
     outage = newest is not None and now - newest > outage_gap()
     if outage:  # nobody reached the control plane for a while: its intake was down, not the fleet
@@ -130,11 +135,23 @@ def edge_heartbeat(*, edge: EdgeNode, version: int, invalidation_seq: int, error
     }
 
 
-def edge_applied(*, edge_name: str, version: int, error: str = "") -> None:
-    """Record what a push left the edge running; a version never goes back through a push."""
+@transaction.atomic
+def edges_applied(*, versions: Mapping[str, int]) -> None:
+    """Record what pushes left edges running (edge name: version), in one statement per version.
+
+    A version never goes back through a push; a push that took clears the edge's last error
+    and its backoff. The rows are locked first in one order (by pk), so two fan-outs
+    recording at once wait for each other instead of deadlocking.
+    """
     now = timezone.now()
-    EdgeNode.objects.filter(name=edge_name, applied_version__lt=version).update(applied_version=version, applied_at=now)
-    EdgeNode.objects.filter(name=edge_name).update(last_error=error[:2000], push_failures=0, push_retry_at=None)
+    list(EdgeNode.objects.select_for_update().filter(name__in=list(versions)).order_by("pk").values_list("pk"))
+    by_version: dict[int, list[str]] = {}
+    for name, version in versions.items():
+        by_version.setdefault(version, []).append(name)
+    for version, names in by_version.items():
+        EdgeNode.objects.filter(name__in=names, applied_version__lt=version).update(applied_version=version,
+                                                                                  applied_at=now)
+    EdgeNode.objects.filter(name__in=list(versions)).update(last_error="", push_failures=0, push_retry_at=None)
 
 
 def push_backoff(failures: int) -> timedelta:
@@ -158,9 +175,11 @@ def edge_push_backoff(*, edge_name: str, now: datetime | None = None) -> datetim
     return retry_at
 
 
-def edge_push_ok(*, edge_name: str) -> None:
-    """A push reached the edge: it is pushed to as usual again."""
-    EdgeNode.objects.filter(name=edge_name, push_failures__gt=0).update(push_failures=0, push_retry_at=None)
+def edge_push_ok(*, edge_names: Iterable[str]) -> None:
+    """Pushes reached these edges: they are pushed to as usual again."""
+    names = list(edge_names)
+    if names:
+        EdgeNode.objects.filter(name__in=names, push_failures__gt=0).update(push_failures=0, push_retry_at=None)
 
 
 def edge_push_failed(*, edge_name: str, version: int, error: str) -> None:

@@ -64,6 +64,24 @@ def pending_invalidations(edge: EdgeNode) -> list[Invalidation]:
     )
 
 
+def in_progress_missing(edges: Iterable[EdgeNode], limit: int) -> dict[int, list[Invalidation]]:
+    """For each edge (by pk), the in-progress invalidations it has not acknowledged, oldest first.
+
+    What the fleet tick re-sends, in two queries for the whole fleet: one per edge a second
+    was most of the worker's time at 300 edges (docs/performance.md). A completed
+    invalidation an edge missed (it was away past the grace period, drained, or its push
+    failed after the others completed it) reaches it with its next heartbeat, the one that
+    makes it healthy again (`pending_invalidations`), before anything waits for it.
+    """
+    candidates = list(Invalidation.objects.filter(status="InProgress").order_by("seq"))
+    if not candidates:
+        return {}
+    acked = set(InvalidationAck.objects.filter(invalidation__in=candidates).values_list("invalidation_id", "edge_id"))
+    return {edge.pk: [inv for inv in candidates
+                      if inv.created_at >= edge.created_at and (inv.seq, edge.pk) not in acked][:limit]
+            for edge in edges}
+
+
 def invalidation_message(invalidation: Invalidation) -> dict[str, Any]:
     return {"id": invalidation.seq, "distribution_id": invalidation.distribution_id,
             "paths": list(invalidation.paths), "tags": list(invalidation.tags)}
@@ -71,12 +89,20 @@ def invalidation_message(invalidation: Invalidation) -> dict[str, Any]:
 
 
 def invalidation_ack(*, edge: EdgeNode, ids: Iterable[int]) -> int:
-    wanted = set(ids)
-    existing = set(Invalidation.objects.filter(seq__in=wanted).values_list("seq", flat=True))
+    """The edge applied these invalidations (by seq); how many of them exist."""
+    return invalidation_acks(acks=[(edge, seq) for seq in ids])
+
+
+def invalidation_acks(*, acks: Iterable[tuple[EdgeNode, int]]) -> int:
+    """Record (edge, invalidation seq) acknowledgements in one insert and one completion check,
+    however many edges they come from; how many name an invalidation that exists."""
+    wanted = list(acks)
+    existing = set(Invalidation.objects.filter(seq__in={seq for _, seq in wanted}).values_list("seq", flat=True))
+    known = sorted({(edge.pk, seq) for edge, seq in wanted if seq in existing})
     InvalidationAck.objects.bulk_create(
-        [InvalidationAck(invalidation_id=seq, edge=edge) for seq in sorted(existing)], ignore_conflicts=True)
+        [InvalidationAck(invalidation_id=seq, edge_id=edge_id) for edge_id, seq in known], ignore_conflicts=True)
     invalidations_check_complete(existing)
-    return len(existing)
+    return len(known)
 
 
 def invalidations_check_complete(seqs: Iterable[int] | None = None) -> int:

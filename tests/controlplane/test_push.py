@@ -183,13 +183,59 @@ def test_a_hung_edge_does_not_delay_what_the_others_are_recorded_as_running(
     hung.hold.clear()
     monkeypatch.setattr(edge_client, "PUSH_DEADLINE", 0.5)
     recorded: list[tuple[str, str, bool]] = []
-    applied, failed = services.edge_applied, services.edge_push_failed
-    monkeypatch.setattr(services, "edge_applied", lambda **kw: (recorded.append(("applied", kw["edge_name"], hung.hold.is_set())), applied(**kw)))
+    applied, failed = services.edges_applied, services.edge_push_failed
+    monkeypatch.setattr(services, "edges_applied", lambda **kw: (
+        [recorded.append(("applied", name, hung.hold.is_set())) for name in kw["versions"]], applied(**kw)))
     monkeypatch.setattr(services, "edge_push_failed", lambda **kw: (recorded.append(("failed", kw["edge_name"], hung.hold.is_set())), failed(**kw)))
     results = tasks.push_config()
     assert recorded == [("applied", "edge-iad", False), ("failed", "edge-fra", False)]  # iad first, fra still hung
     assert results == {"edge-iad": 200, "edge-fra": 0} and fast.version >= 1
     assert "deadline" in EdgeNode.objects.get(pk=hung_edge.pk).last_error
+
+
+def test_outcomes_that_arrive_together_are_recorded_together(
+        created: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the task records one outcome, the others queue and are written as one batch:
+    a fleet answering at once costs a few statements, not one per edge (bench/fleet_sim.py)."""
+    stubs = []
+    for i in range(6):
+        edge, token = services.edge_register(name=f"edge-b{i}", pop=f"b{i:02d}", url="http://127.0.0.1:1")
+        stubs.append(StubEdge(token))
+        EdgeNode.objects.filter(pk=edge.pk).update(url=stubs[-1].url, healthy=True, last_seen=timezone.now())
+    try:
+        batches: list[list[str]] = []
+        applied, acks = services.edges_applied, services.invalidation_acks
+
+        def slow_applied(**kw: Any) -> None:
+            batches.append(sorted(kw["versions"]))
+            if len(batches) == 1:
+                time.sleep(0.5)  # every other edge answers meanwhile
+            applied(**kw)
+
+        monkeypatch.setattr(services, "edges_applied", slow_applied)
+        tasks.push_config()
+        assert sorted(name for batch in batches for name in batch) == [f"edge-b{i}" for i in range(6)]
+        assert len(batches) <= 2
+        assert all(stub.version == selectors.latest_version_number() for stub in stubs)
+        assert set(EdgeNode.objects.values_list("applied_version", flat=True)) == {selectors.latest_version_number()}
+
+        ack_batches: list[int] = []
+
+        def slow_acks(**kw: Any) -> int:
+            ack_batches.append(len(kw["acks"]))
+            if len(ack_batches) == 1:
+                time.sleep(0.5)
+            return acks(**kw)
+
+        monkeypatch.setattr(services, "invalidation_acks", slow_acks)
+        invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None,
+                                                       paths=["/a"], tags=[], caller_reference=None)
+        tasks.push_invalidation(invalidation.seq)
+        assert sum(ack_batches) == 6 and len(ack_batches) <= 2
+        assert Invalidation.objects.get(pk=invalidation.pk).status == "Completed"
+    finally:
+        for stub in stubs:
+            stub.close()
 
 
 def test_an_edge_whose_pushes_keep_failing_is_retried_with_backoff_and_costs_the_others_nothing(
@@ -238,3 +284,20 @@ def test_a_failed_invalidation_push_backs_off_too(created: dict[str, Any], edges
     tasks.push_invalidation(invalidation.seq)  # a second push while it backs off skips it
     assert len(failing.received) == sent
     assert ("POST", "/invalidations") in [(m, p) for m, p, _ in fine.received]
+
+
+def test_the_tick_resends_in_progress_invalidations_and_the_heartbeat_any_missed_one(
+        created: dict[str, Any], edges: list[tuple[EdgeNode, StubEdge]]) -> None:
+    (fra, _), (iad, _) = edges
+    invalidation, _ = services.invalidation_create(distribution=Distribution.objects.get(), user=None,
+                                                   paths=["/a"], tags=[], caller_reference=None)
+    services.invalidation_ack(edge=fra, ids=[invalidation.seq])
+    missing = services.in_progress_missing([fra, iad], limit=100)
+    assert missing == {fra.pk: [], iad.pk: [invalidation]}
+    later, _ = services.edge_register(name="edge-sin", pop="sin", url="http://127.0.0.1:1")
+    assert services.in_progress_missing([later], limit=100) == {later.pk: []}  # made before it existed
+    # Completed without iad (away past the grace period): the tick no longer sends it, iad's next heartbeat does.
+    Invalidation.objects.filter(pk=invalidation.pk).update(status="Completed")
+    assert services.in_progress_missing([fra, iad], limit=100) == {}
+    answer = services.edge_heartbeat(edge=iad, version=0, invalidation_seq=0)
+    assert [message["id"] for message in answer["invalidations"]] == [invalidation.seq]

@@ -53,8 +53,9 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, in
 
 class Cluster:
     def __init__(self, state: Path, heartbeat_seconds: int = 1, broker_url: str | None = None,
-                 unhealthy_grace_seconds: int = 5) -> None:
+                 unhealthy_grace_seconds: int = 5, web_workers: int = 0) -> None:
         self.state = state
+        self.web_workers = web_workers  # 0: Django's runserver; N: gunicorn with N workers, as deploy/ runs it
         self.var = state / "var"
         self.var.mkdir(parents=True, exist_ok=True)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -177,8 +178,12 @@ class Cluster:
                             "--schedule", str(self.var / "celerybeat-schedule")])
 
     def start_web(self) -> None:
-        self.spawn("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.web_port}", "--noreload",
-                           "--skip-checks"])
+        if self.web_workers:
+            self.spawn("web", [sys.executable, "-m", "gunicorn", "controlplane.wsgi:application", "--bind",
+                               f"127.0.0.1:{self.web_port}", "--workers", str(self.web_workers), "--threads", "4"])
+        else:
+            self.spawn("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.web_port}", "--noreload",
+                               "--skip-checks"])
         wait_for("the control plane", lambda: httpx.get(f"{self.api_url}/", timeout=2).status_code in (401, 403))
 
     def start_origin(self, port: int = 0) -> int:
