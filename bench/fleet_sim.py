@@ -17,8 +17,9 @@ process does; a slow edge (`--slow`) answers pushes after `--slow-seconds`.
 The hung edges are hung first and the run waits until they are past the unhealthy grace
 period, so `Deployed` and `Completed` no longer wait for them; then it measures, from the API
 call to the API's answer, change → `Deployed` and invalidation → `Completed` (polled every
-20 ms), the time until every live fake edge runs the change, heartbeat and stats latency as
-the edges saw it, and the CPU and memory of web and worker. Writes
+20 ms, every N/10,000 s above 200 edges), the time until every live fake edge runs the
+change, heartbeat and stats latency as the edges saw it, and the CPU and memory of web and
+worker. Writes
 bench/results/fleet-<edges>.md. A benchmark, not a test: CI runs only --quick.
 """
 
@@ -220,10 +221,18 @@ async def poll(what: str, probe: Any, timeout: float, every: float = 0.02) -> fl
 
 
 async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    # Kept alive for less than gunicorn's 2 s, so the operator's client never reuses a
+    # connection the web has just closed (httpx does not retry a read on one).
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=1.0)
     base = f"http://127.0.0.1:{cluster.web_port}"
+    # How often the API is asked for a status: every 20 ms up to 200 edges, then less often
+    # (0.1 s at 1,000), because a GET of a distribution reads every edge, and asking 50 times
+    # a second would be load of the benchmark's own, not the fleet's.
+    api_poll = max(0.02, args.edges / 10_000)
+    # A connection per request, as an edge heartbeating every few seconds past gunicorn's 2 s keep-alive.
+    connector = aiohttp.TCPConnector(limit=200, force_close=True)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client, aiohttp.ClientSession(
-            base_url=base, timeout=aiohttp.ClientTimeout(total=30), connector=aiohttp.TCPConnector(limit=200)) as session:
+            base_url=base, timeout=aiohttp.ClientTimeout(total=30), connector=connector) as session:
         sim = Simulator(cluster, args.edges, args.hung, args.slow, args.slow_seconds)
         tasks = await sim.start(client, session)
         try:
@@ -260,7 +269,7 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
 
                 await poll("every live edge to run the change", live_run, 60, every=0.005)
                 live_runs.append(time.perf_counter() - started)
-                await poll("Deployed", deployed, 60)
+                await poll("Deployed", deployed, 60, api_poll)
                 changes.append(time.perf_counter() - started)
             for i in range(args.invalidations):
                 started = time.perf_counter()
@@ -271,7 +280,7 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
                     answer = await api_json(client, cluster.token, "GET", f"{url}invalidations/{made['id']}/")
                     return answer.json()["status"] == "Completed"
 
-                await poll("Completed", completed, 60)
+                await poll("Completed", completed, 60, api_poll)
                 invalidations.append(time.perf_counter() - started)
             trees = {name: process_tree(cluster.processes[name].pid) for name in ("web", "worker")}
             before = {name: cpu_ticks(tree) for name, tree in trees.items()}

@@ -37,6 +37,7 @@ import trustme
 
 from bench import run as bench
 from bench import servers as srv
+from bench.run import Measurement
 from cdncontract import sealing
 from cdncontract.signing import signing_key
 
@@ -60,7 +61,7 @@ CASES = (
     Case("S3 origin, SigV4-signed", "/s3/1k", ("edge",)),
 )
 
-ORIGIN_CONF = """\
+NGINX_COMMON = """\
 {user}worker_processes 1;
 daemon off;
 pid {home}/nginx.pid;
@@ -68,16 +69,19 @@ error_log {home}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
-    sendfile on;
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 1000000;
-    open_file_cache max=1000 inactive=60s;
     client_body_temp_path {home}/tmp;
     proxy_temp_path {home}/tmp;
     fastcgi_temp_path {home}/tmp;
     uwsgi_temp_path {home}/tmp;
     scgi_temp_path {home}/tmp;
+"""
+
+ORIGIN_CONF = NGINX_COMMON + """\
+    sendfile on;
+    open_file_cache max=1000 inactive=60s;
     ssl_session_cache shared:origin:1m;
     server {{
         listen 127.0.0.1:{port};
@@ -92,22 +96,7 @@ http {{
 }}
 """
 
-PROXY_CONF = """\
-{user}worker_processes 1;
-daemon off;
-pid {home}/nginx.pid;
-error_log {home}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    client_body_temp_path {home}/tmp;
-    proxy_temp_path {home}/tmp;
-    fastcgi_temp_path {home}/tmp;
-    uwsgi_temp_path {home}/tmp;
-    scgi_temp_path {home}/tmp;
+PROXY_CONF = NGINX_COMMON + """\
     upstream plain {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
     upstream tls {{ server 127.0.0.1:{origin_tls_port}; keepalive 64; }}
     server {{
@@ -127,20 +116,6 @@ http {{
     }}
 }}
 """
-
-
-@dataclass
-class Measurement:
-    server: str
-    case: str
-    run: int
-    requests: int
-    rps: float
-    p99_ms: float
-    cpu_us_per_req: float
-    errors: int
-    timeouts: int
-    origin_requests: int
 
 
 def _user() -> str:
@@ -236,8 +211,8 @@ def measure(server: srv.Server, origin: srv.Server, case: Case, run: int, durati
     cpu = srv.cpu_seconds_between(cpu_before, srv.cpu_ticks(tree))
     fetched = origin_requests(origin) - origin_before - 1
     requests, seconds, p99_ms, errors, timeouts = bench.parse_wrk(output)
-    return Measurement(server.name, case.name, run, requests, requests / seconds if seconds else 0.0, p99_ms,
-                       cpu * 1e6 / requests if requests else 0.0, errors, timeouts, fetched)
+    return Measurement(server.name, case.name, run, requests, seconds, requests / seconds if seconds else 0.0, p99_ms,
+                       cpu * 1e6 / requests if requests else 0.0, errors, timeouts, fetched, 0.0)
 
 
 def render(measurements: list[Measurement], servers: dict[str, srv.Server], notes: list[str],

@@ -288,7 +288,7 @@ class DistributionSerializer(serializers.ModelSerializer):
                   "config_version", "created_at", "updated_at")
         read_only_fields = ("id", "etag", "config_version", "created_at", "updated_at")
 
-    def _serving(self) -> list[EdgeNode]:
+    def _serving(self) -> list[selectors.ServingEdge]:
         if "serving_edges" not in self.context:
             self.context["serving_edges"] = selectors.edges_serving()
         return self.context["serving_edges"]

@@ -127,14 +127,15 @@ class DistributionViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> Any:
         return selectors.distribution_list(self.request.user)
 
-    def _answer(self, distribution: Distribution, code: int = status.HTTP_200_OK) -> Response:
-        fresh = self.get_queryset().get(pk=distribution.pk)
+    def _answer(self, distribution: Distribution, code: int = status.HTTP_200_OK, reload: bool = True) -> Response:
+        """The distribution as the API shows it; after a write, read again with everything prefetched."""
+        fresh = self.get_queryset().get(pk=distribution.pk) if reload else distribution
         response = Response(self.get_serializer(fresh).data, status=code)
         response["ETag"] = _etag_header(fresh)
         return response
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._answer(self.get_object())
+        return self._answer(self.get_object(), reload=False)  # get_object read it with the same queryset
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
