@@ -210,8 +210,8 @@ TEMPLATES = [
 
 def _database() -> dict[str, object]:
     """DATABASE_URL; PostgreSQL connections are kept DATABASE_CONN_MAX_AGE seconds (60), checked
-    before reuse: a new connection per request (PostgreSQL forks a backend for each) was most
-    of the web's time under a fleet's heartbeats (docs/performance.md)."""
+    before reuse: a new connection per request (PostgreSQL forks a backend for each) was a
+    fifth of the web's time under a fleet's heartbeats (docs/performance.md)."""
     url = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'controlplane.sqlite3'}")
     default_age = 0 if url.startswith("sqlite") else 60
     try:

@@ -67,8 +67,8 @@ def pending_invalidations(edge: EdgeNode) -> list[Invalidation]:
 def in_progress_missing(edges: Iterable[EdgeNode], limit: int) -> dict[int, list[Invalidation]]:
     """For each edge (by pk), the in-progress invalidations it has not acknowledged, oldest first.
 
-    What the fleet tick re-sends, in two queries for the whole fleet: one per edge a second
-    was most of the worker's time at 300 edges (docs/performance.md). A completed
+    What the fleet tick re-sends, in two queries for the whole fleet: one query per edge
+    every tick was a third of the worker's time at 300 edges (docs/performance.md). A completed
     invalidation an edge missed (it was away past the grace period, drained, or its push
     failed after the others completed it) reaches it with its next heartbeat, the one that
     makes it healthy again (`pending_invalidations`), before anything waits for it.
