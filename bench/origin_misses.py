@@ -22,14 +22,13 @@ server did not start, died, or answered with errors; speed is reported, not asse
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -284,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     measurements: list[Measurement] = []
     servers: dict[str, srv.Server] = {}
     origin: srv.Server | None = None
+    dead: set[str] = set()
     failed = False
     try:
         origin, tls_port = start_origin(workdir, ca)
@@ -295,20 +295,20 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"a server did not start: {str(exc).splitlines()[0]}")
             print(f"!! {exc}", file=sys.stderr, flush=True)
             failed = True
-        for server in servers.values():
-            problems = check_misses(server, CASES)
+        for started in servers.values():
+            problems = check_misses(started, CASES)
             notes += problems
             failed = failed or bool(problems)
         for run in range(1, runs + 1):
             for case in CASES:
                 for name in case.servers:
                     server = servers.get(name)
-                    if server is None:
+                    if server is None or name in dead:
                         continue
                     if server.proc.poll() is not None:
-                        notes.append(f"{name} exited during the run (code {server.proc.returncode})")
+                        notes.append(f"{name} exited during the run (code {server.proc.returncode}); later runs skipped")
                         failed = True
-                        servers.pop(name)
+                        dead.add(name)
                         continue
                     if run == 1:
                         bench.wrk(server.url + case.path, 1.0)
@@ -318,11 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{m.cpu_us_per_req:6.1f} µs/req  errors {m.errors}/{m.timeouts}  origin {m.origin_requests}",
                           flush=True)
     finally:
-        for server in servers.values():
-            srv.stop(server.proc)
-        if origin is not None:
-            srv.stop(origin.proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+        srv.stop_all([*servers.values(), origin], workdir)
 
     for m in measurements:
         if m.errors:
@@ -331,14 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         if m.origin_requests < 0.95 * m.requests:
             notes.append(f"{m.server} fetched {m.origin_requests:,} for {m.requests:,} '{m.case}' requests: not misses")
             failed = True
-    report = render(measurements, servers, notes, runs, duration, started_at)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
-    args.output.with_suffix(".json").write_text(json.dumps(
-        {"started": started_at, "runs": runs, "duration": duration, "measurements": [asdict(m) for m in measurements]},
-        indent=1))
-    print()
-    print(report)
+    bench.write_report(args.output, render(measurements, servers, notes, runs, duration, started_at), started_at,
+                       runs, duration, measurements)
     return 1 if failed else 0
 
 

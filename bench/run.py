@@ -455,6 +455,18 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def write_report(output: Path, report: str, started: str, runs: int, duration: float,
+                 measurements: list[Measurement]) -> None:
+    """The table to `output`, every raw run beside it as JSON, and the table on stdout."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report)
+    output.with_suffix(".json").write_text(json.dumps(
+        {"started": started, "runs": runs, "duration": duration, "measurements": [asdict(m) for m in measurements]},
+        indent=1))
+    print()
+    print(report)
+
+
 # ---- Main ----
 
 
@@ -558,11 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             notes.append(profile_edge(edge, min(duration, 5.0), args.output.with_name("profile-edge.md")))
     finally:
-        for server in servers.values():
-            srv.stop(server.proc)
-        if origin is not None:
-            srv.stop(origin.proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+        srv.stop_all([*servers.values(), origin], workdir)
 
     summary = summarise(measurements)
     for s in summary.values():
@@ -578,14 +586,8 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"{s.server} had {s.errors} errors (connection errors or non-2xx) in '{s.case}' runs")
         if s.timeouts:
             notes.append(f"{s.server} left {s.timeouts} requests unanswered within wrk's 2 s timeout in '{s.case}' runs")
-    report = render(summary, servers, notes, runs, duration, started_at)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
-    args.output.with_suffix(".json").write_text(
-        json.dumps({"started": started_at, "runs": runs, "duration": duration, "measurements": [asdict(m) for m in measurements]}, indent=1)
-    )
-    print()
-    print(report)
+    write_report(args.output, render(summary, servers, notes, runs, duration, started_at), started_at, runs,
+                 duration, measurements)
     healthy = set(servers) == set(names) and not dead and not any(s.errors for s in summary.values())
     return 0 if healthy else 1
 

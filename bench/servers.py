@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +132,14 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
             pass
     if proc.poll() is None:
         proc.wait(timeout=grace)
+
+
+def stop_all(servers: Iterable[Server | None], workdir: Path) -> None:
+    """Stop every server started (dead ones too: their trees are swept) and remove the workdir."""
+    for server in servers:
+        if server is not None:
+            stop(server.proc)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def wait_until_ready(server: Server, path: str, timeout: float = 30.0) -> None:
