@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", help="comma-separated case paths (default /bench/1k; any of "
                         + ",".join(c.path for c in CASES) + ")")
     parser.add_argument("--baseline", type=Path, help="also count the edge of this checkout (the code before a change)")
-    parser.add_argument("--log-off", action="store_true", help="also count this edge with --access-log off")
+    parser.add_argument("--log-off", action="store_true", help="also count this edge (and the baseline's) with --access-log off")
     parser.add_argument("--output", type=Path, default=RESULTS / "instructions.md")
     args = parser.parse_args(argv)
     args.requests = args.requests or (200 if args.quick else 2000)
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         variants.append((False, None))
     if args.baseline is not None:
         variants.append((True, args.baseline.resolve()))
+        if args.log_off:
+            variants.append((False, args.baseline.resolve()))
     counts: list[Count] = []
     edges: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:

@@ -15,7 +15,7 @@ import time
 
 from cdncontract.cache_key import distribution_prefix
 
-from ..accesslog import CLIENT_COMM_ERROR, SIMPLE_CONTENT_TYPE, Line, protocol_version, range_bounds, result_type
+from ..accesslog import CLIENT_COMM_ERROR, SIMPLE_CONTENT_TYPE, Line, range_bounds, seconds
 from ..origin import OriginError
 from ..server import ClientDisconnected, HttpConnection, MalformedBody, Request
 from ..stats import BLOCKED, CLIENT_ABORT
@@ -70,15 +70,16 @@ class Proxy(HitPath):
         headers = req.headers
         path, _, query = req.target.partition("?")
         first, last = range_bounds(ctx.content_range) if ctx is not None else (None, None)
+        fixed = access_log.fixed(
+            distribution_id, req.method, headers.get("host", ""), path, query or None, status, sent, result, scheme,
+            req.version, ctx.content_type if ctx is not None else SIMPLE_CONTENT_TYPE,
+        )  # fmt: skip
         access_log.add(Line(
-            time.time(), distribution_id, access_log.pop, req.client_ip, req.method, headers.get("host", ""), path,
-            status, sent, result_type(status, result), result, req.request_id, scheme,
-            protocol_version(req.version), round(taken, 3), query or None, headers.get("referer"),
-            headers.get("user-agent"), headers.get("cookie") if access_log.cookies else None,
-            ctx.content_type if ctx is not None else SIMPLE_CONTENT_TYPE, first, last,
-            None if ctx is None or ctx.origin_fbl is None else round(ctx.origin_fbl, 3),
-            None if ctx is None or ctx.origin_lbl is None else round(ctx.origin_lbl, 3),
-        ))  # fmt: skip
+            time.time(), req.client_ip, req.request_id, seconds(taken), fixed, headers.get("referer"),
+            headers.get("user-agent"), headers.get("cookie") if access_log.cookies else None, first, last,
+            None if ctx is None or ctx.origin_fbl is None else seconds(ctx.origin_fbl),
+            None if ctx is None or ctx.origin_lbl is None else seconds(ctx.origin_lbl),
+        ), distribution_id)  # fmt: skip
 
     def _scheme(self, req: Request, conn: HttpConnection) -> str:
         """The viewer's scheme for a request the slow path takes (admission.viewer_scheme)."""

@@ -15,8 +15,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
+import msgspec
+
 from .. import policy
-from ..accesslog import BATCH_LINES, Line, protocol_version
+from ..accesslog import BATCH_LINES, ROUNDER, Line
 from ..config import EdgeConfig
 from ..prometheus import DistributionMetrics
 from ..server import REQUEST_IDS, HttpConnection, valid_request_id
@@ -26,6 +28,7 @@ from .admission import ADMIT, Admission, viewer_scheme
 from .fill import Filling
 
 ROUTE_MEMO = 8192
+NO_TAIL: deque[Line] = deque(maxlen=0)  # a route's tail ring when the access log is off
 
 _clock = time.perf_counter
 
@@ -42,7 +45,7 @@ class Route:
     """
 
     __slots__ = ("config", "admission", "serve", "dist", "behavior", "path", "key", "scheme", "metrics", "counters",
-                 "host", "uri_stem", "uri_query", "tail")  # fmt: skip
+                 "host", "uri_stem", "uri_query", "tail", "log_obj", "log_fixed")  # fmt: skip
 
     def __init__(
         self,
@@ -53,7 +56,7 @@ class Route:
         counters: Counters,
         host: str,
         target: str,
-        tail: deque[Line] | None,
+        tail: deque[Line],
     ) -> None:
         assert admission.dist is not None and admission.behavior is not None
         self.config = config
@@ -71,6 +74,9 @@ class Route:
         self.uri_stem = stem
         self.uri_query = query or None
         self.tail = tail
+        # The access log's `Line.fixed` for the last object this route served over HTTP/1.1.
+        self.log_obj: object = None
+        self.log_fixed = msgspec.Raw(b"")
 
 
 class HitPath(Filling):
@@ -123,31 +129,26 @@ class HitPath(Filling):
         now = time.time()
         if obj.age_from <= now < obj.age_until:
             # Same whole second of residence as the last verdict: same Age, still fresh.
-            age = obj.age
             age_line = obj.age_line
         else:
             verdict, age = policy.freshness(meta, now)
             if verdict != policy.FRESH:
                 return False
-            age_line = b"Age: %d\r\nX-Request-Id: %s-" % (age, REQUEST_IDS.prefix_bytes)
+            age_line = b"Age: %d\r\nX-Request-Id: " % age
             resident = now - meta.stored_at
             if resident > 0:
-                obj.age = age
                 obj.age_line = age_line
                 obj.age_from = meta.stored_at + int(resident)
                 obj.age_until = obj.age_from + 1
         head = obj.head
         if head is None:
             head = obj.head = self.heads.object_head(obj)
-        end = b"\r\n" if keep_alive and not conn.close_after and not self.closing else b"Connection: close\r\n\r\n"
-        incoming = headers.get("x-request-id")
-        if incoming is not None and valid_request_id(incoming):
-            tail = b"Age: %d\r\nX-Request-Id: %s\r\n%s" % (age, incoming.encode("latin-1"), end)
-        else:
-            incoming = None
-            ids = REQUEST_IDS
-            ids.counter += 1
-            tail = b"%s%x\r\n%s" % (age_line, ids.counter, end)
+        end = b"\r\n\r\n" if keep_alive and not conn.close_after and not self.closing else b"\r\nConnection: close\r\n\r\n"
+        request_id = headers.get("x-request-id")
+        if request_id is None or not valid_request_id(request_id):
+            ids = REQUEST_IDS.pool  # RequestIds.next, inlined
+            request_id = ids.pop() if ids else REQUEST_IDS.refill()
+        tail = age_line + request_id.encode("latin-1") + end
         metrics = route.metrics
         metrics.hit += 1
         if status < 300:
@@ -169,16 +170,23 @@ class HitPath(Filling):
         route.counters.fast_hit(status, sent, taken)
         access_log = self.access_log
         if access_log is not None:
-            # The access log's whole cost here: one Line built in C, encoded with its batch.
+            # The access log's whole cost here: one small Line built in C, encoded with its
+            # batch; what the route and the object fix is encoded once per pair.
+            if route.log_obj is obj and version == "1.1":
+                fixed = route.log_fixed
+            else:
+                fixed = access_log.fixed(
+                    route.dist.id, method, route.host, route.uri_stem, route.uri_query, status, sent,
+                    "Hit", scheme, version, meta.content_type,
+                )  # fmt: skip
+                if version == "1.1":
+                    route.log_obj = obj
+                    route.log_fixed = fixed
             line = Line(
-                now, route.dist.id, access_log.pop, conn.client_ip, method, route.host, route.uri_stem, status,
-                sent, "Hit" if status < 400 else "Error", "Hit",
-                incoming or "%s-%x" % (REQUEST_IDS.prefix, REQUEST_IDS.counter),
-                scheme, "HTTP/1.1" if version == "1.1" else protocol_version(version), round(taken, 3), route.uri_query,
-                headers.get("referer"), headers.get("user-agent"),
-                headers.get("cookie") if access_log.cookies else None, meta.content_type,
+                now, conn.client_ip, request_id, (taken * 1e6 + ROUNDER - ROUNDER) / 1e6,  # accesslog.seconds
+                fixed, headers.get("referer"), headers.get("user-agent"),
+                headers.get("cookie") if access_log.cookies else None,
             )  # fmt: skip
-            assert route.tail is not None
             route.tail.append(line)
             batch = access_log.batch
             batch.append(line)
@@ -200,7 +208,7 @@ class HitPath(Filling):
         cp = admission.behavior.cache_policy
         if admission.kind == ADMIT and cp.headers.behavior == "none" and cp.cookies.behavior == "none":
             key = policy.cache_key(dist, admission.behavior, "GET", admission.path, admission.query, headers)
-        tail = self.access_log.ring(dist.id) if self.access_log is not None else None
+        tail = self.access_log.ring(dist.id) if self.access_log is not None else NO_TAIL
         route = Route(
             config, admission, key, self.metrics.for_distribution(dist.id), self.stats.counters(dist.id),
             host or "", target, tail,

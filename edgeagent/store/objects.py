@@ -54,15 +54,15 @@ class CachedObject:
     open it with `open_body()` and treat FileNotFoundError as a miss (an open file stays
     readable after eviction). `head` is a slot for the server's pre-serialised response
     head; it belongs to this instance and is None in every new one (after a store or a
-    refresh). `age`, `age_line`, `age_from` and `age_until` are the hit path's memo of the
-    Age it last computed: valid while the time is in [age_from, age_until), empty in every
-    new instance. `hot` is set by a memory hit and cleared when the disk tier's eviction
+    refresh). `age_line`, `age_from` and `age_until` are the hit path's memo of the
+    Age it last computed (its `Age` line, up to the request id's value): valid while the
+    time is in [age_from, age_until), empty in every new instance. `hot` is set by a memory hit and cleared when the disk tier's eviction
     passes the object's disk copy (store/tiers.py, `Store._disk_replace`).
     """
 
     __slots__ = ("key", "primary_key", "meta", "size", "crc", "body", "file_path",
                  "meta_path", "head", "verified", "corrupt", "cost",
-                 "age", "age_line", "age_from", "age_until", "hot")
+                 "age_line", "age_from", "age_until", "hot")
 
     def __init__(self, key: str, primary_key: str, meta: ObjectMeta, size: int, crc: int,
                  body: bytes | None, file_path: str | None, meta_path: str | None,
@@ -76,7 +76,6 @@ class CachedObject:
         self.file_path = file_path
         self.meta_path = meta_path
         self.head: bytes | None = None
-        self.age = 0
         self.age_line = b""
         self.age_from = 0.0
         self.age_until = 0.0

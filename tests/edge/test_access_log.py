@@ -105,6 +105,63 @@ def test_errors_ranges_and_unknown_hosts_are_logged_with_their_result_types(edge
     assert (unknown["sc-status"], unknown["x-edge-result-type"]) == (404, "Error")
 
 
+def http10_get(edge: Edge, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {DOMAIN}\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):  # HTTP/1.0 without keep-alive: the edge closes
+            received += chunk
+    return received
+
+
+def test_fast_path_lines_follow_the_object_method_and_protocol_each_hit_was_served(
+    edge: Edge, origin: Origin
+) -> None:
+    """The fast path encodes what a route and its object fix once per pair: a new object on
+    the same route, a HEAD and an HTTP/1.0 hit must still log their own values."""
+    origin.route(
+        "/swap",
+        Answer(headers=CACHEABLE, body=b"first"),
+        Answer(headers={"Cache-Control": "max-age=600", "Content-Type": "application/json"}, body=b'{"second": 2}'),
+    )
+    edge.get("/swap")
+    assert edge.get("/swap").headers["x-cache"].startswith("Hit")
+    assert edge.invalidate(1, paths=["/swap"]).json()["removed"] == 1
+    edge.get("/swap")
+    assert edge.get("/swap").headers["x-cache"].startswith("Hit")
+    assert edge.request("HEAD", "/swap").headers["x-cache"].startswith("Hit")
+    assert http10_get(edge, "/swap").startswith(b"HTTP/1.1 200")  # the edge speaks its own version
+    assert edge.get("/swap").headers["x-cache"].startswith("Hit")
+
+    lines = wait_lines(edge, 7)
+    seen = [(line["x-edge-result-type"], line["cs-method"], line["sc-bytes"], line["sc-content-type"],
+             line["cs-protocol-version"]) for line in lines]  # fmt: skip
+    assert seen == [
+        ("Miss", "GET", 5, "text/plain", "HTTP/1.1"),
+        ("Hit", "GET", 5, "text/plain", "HTTP/1.1"),
+        ("Miss", "GET", 13, "application/json", "HTTP/1.1"),
+        ("Hit", "GET", 13, "application/json", "HTTP/1.1"),
+        ("Hit", "HEAD", 0, "application/json", "HTTP/1.1"),
+        ("Hit", "GET", 13, "application/json", "HTTP/1.0"),
+        ("Hit", "GET", 13, "application/json", "HTTP/1.1"),
+    ]
+    assert len({line["x-edge-request-id"] for line in lines}) == 7
+    assert all(line["distribution-id"] == DIST_ID and line["cs-uri-stem"] == "/swap" for line in lines)
+
+
+def test_lines_stay_valid_json_whatever_the_viewer_sends(edge: Edge, origin: Origin) -> None:
+    origin.route("/q", Answer(headers=CACHEABLE))
+    odd = 'say "hi" \\ back'
+    for _ in range(2):  # a miss, then a fast-path hit: both paths encode the same way
+        assert edge.get("/q?x=%22y%22", headers={"User-Agent": odd, "Referer": "caf\u00e9".encode()}).status_code == 200
+    assert edge.get("/q", headers={"Host": 'un"known\\.example'}).status_code == 404
+    miss, hit, unknown = wait_lines(edge, 3)
+    for line in (miss, hit):
+        assert (line["cs(User-Agent)"], line["cs-uri-query"]) == (odd, "x=%22y%22")
+        assert line["cs(Referer)"].encode("latin-1") == "caf\u00e9".encode()  # header bytes, as sent
+    assert unknown["cs(Host)"] == 'un"known\\.example' and unknown["distribution-id"] is None
+
+
 def test_cookies_are_logged_and_tailed_only_with_the_cookie_flag(origin: Origin, make_edge: EdgeFactory) -> None:
     origin.route("/c", Answer(headers=CACHEABLE))
     edge = make_edge(document(distribution(origin.port)), extra=["--access-log-cookies"])

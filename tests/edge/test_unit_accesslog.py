@@ -12,11 +12,12 @@ from edgeagent import accesslog
 from edgeagent.accesslog import BATCH_LINES, AccessLog, Line
 
 
-def line(n: int, dist: str | None = "E0000000000001") -> Line:
-    return Line(
-        1_700_000_000.0 + n, dist, "lab", "127.0.0.1", "GET", "d.example", f"/o/{n}", 200, 10, "Hit", "Hit",
-        f"req-{n:x}", "http", "HTTP/1.1", 0.0,
-    )  # fmt: skip
+FIXER = AccessLog(Path("unused"), "lab", max_bytes=1, max_files=1, buffer_records=1)
+
+
+def line(n: int, dist: str | None = "E0000000000001") -> tuple[Line, str | None]:
+    fixed = FIXER.fixed(dist, "GET", "d.example", f"/o/{n}", None, 200, 10, "Hit", "http", "1.1", None)
+    return Line(1_700_000_000.0 + n, "127.0.0.1", f"req-{n:x}", 0.0, fixed), dist
 
 
 def written_ids(path: Path) -> list[str]:
@@ -30,7 +31,7 @@ def test_lines_are_encoded_per_batch_and_written_in_order_across_syncs(tmp_path:
     async def write() -> None:
         log.start(asyncio.get_running_loop())
         for n in range(5 * BATCH_LINES + 3):
-            log.add(line(n))
+            log.add(*line(n))
         assert len(log.batch) == 3  # full batches were sealed as they filled, the rest waits
         log.stop()
         await asyncio.to_thread(log.close)
@@ -46,9 +47,9 @@ def test_lines_are_encoded_per_batch_and_written_in_order_across_syncs(tmp_path:
 def test_a_batch_beyond_the_buffer_is_cut_and_the_rest_counted_as_dropped(tmp_path: Path) -> None:
     log = AccessLog(tmp_path / "access.log", "lab", max_bytes=1 << 30, max_files=2, buffer_records=BATCH_LINES + 10)
     for n in range(2 * BATCH_LINES):  # nothing takes them off the queue: no writer runs
-        log.add(line(n))
+        log.add(*line(n))
     assert log.dropped == BATCH_LINES - 10
-    log.add(line(999, dist=None))
+    log.add(*line(999, dist=None))
     log.seal()
     assert log.dropped == BATCH_LINES - 9
     log.flush()  # what the writer thread does: everything queued, in order
