@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 from typing import Any
 
@@ -357,3 +358,29 @@ def test_the_history_endpoints_are_in_the_schema(api: APIClient) -> None:
     assert {"get"} <= set(paths["/api/v1/distributions/{id}/diff/"])
     rollback_op = paths["/api/v1/distributions/{id}/rollback/"]["post"]
     assert {"200", "400", "404", "409", "412", "428"} <= set(rollback_op["responses"])
+
+
+def test_a_rollback_round_trips_everything_a_version_holds(
+        api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+    """Groups, S3 (credentials, a region, an endpoint, signing), headers, error pages, method lists."""
+    from .test_config_versions import RICH
+
+    body = copy.deepcopy(RICH)
+    body["origins"].append({"origin_id": "public", "kind": "s3", "bucket": "public-assets",
+                            "signing_behavior": "never"})
+    body["cache_behaviors"].insert(0, {"path_pattern": "/pub/*", "target_origin_id": "public",
+                                       "cache_policy": "CachingOptimized"})
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("/api/v1/distributions/", body, format="json").json()
+    assert "id" in created, created
+    patch(api, django_capture_on_commit_callbacks, created, {
+        "aliases": ["www.rich.test"], "custom_error_responses": [], "origin_groups": [],
+        "origins": [{"origin_id": "web", "kind": "custom", "domain_name": "web.rich.test"}],
+        "cache_behaviors": [{"path_pattern": "*", "target_origin_id": "web", "cache_policy": "CachingDisabled"}]})
+    assert snapshot(2, created["id"]) != snapshot(1, created["id"])
+
+    response = rollback(api, django_capture_on_commit_callbacks, created, 1)
+
+    assert response.status_code == 200, response.json()
+    assert snapshot(3, created["id"]) == snapshot(1, created["id"])
+    assert api.get(url(created, "diff/"), {"from": 1, "to": 3}).json()["changes"] == []
