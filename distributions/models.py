@@ -591,6 +591,33 @@ class ConfigVersion(models.Model):
         raise ValueError("config versions are immutable")
 
 
+class ConfigVersionChange(models.Model):
+    """A distribution a config version changed, and how: a distribution's config history.
+
+    Recorded when the version is published, by comparing its document with the previous one
+    (`history.changed_distributions`), so a policy change or a re-publish that alters what a
+    distribution's edges serve is in its history too. `distribution_id` is not a foreign key:
+    the history of what the edges were told outlives the row.
+    """
+
+    class Change(models.TextChoices):
+        ADDED = "added", "added (created or enabled)"
+        CHANGED = "changed"
+        REMOVED = "removed", "removed (disabled or deleted)"
+
+    version = models.ForeignKey(ConfigVersion, on_delete=models.CASCADE, related_name="changes")
+    distribution_id = models.CharField(max_length=14)
+    change = models.CharField(max_length=8, choices=Change.choices)
+
+    class Meta:
+        ordering = ("-version_id",)
+        constraints = [models.UniqueConstraint(fields=["distribution_id", "version"],
+                                               name="one_change_per_distribution_per_version")]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} {self.change} {self.distribution_id}"
+
+
 class ConfigState(models.Model):
     """A single row locked while a version number is taken, so versions never collide."""
 

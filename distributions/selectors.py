@@ -15,6 +15,7 @@ from .models import (
     LATENCY_BUCKETS_MS,
     CachePolicy,
     ConfigVersion,
+    ConfigVersionChange,
     Distribution,
     EdgeNode,
     Invalidation,
@@ -200,3 +201,21 @@ def traffic_stats(distribution_ids: list[str], *, start: datetime, end: datetime
         by_period.setdefault(row["period_start"], []).append(row)
     series = [{"start": period, **_summarise(group)} for period, group in by_period.items()]
     return {"interval": interval, "start": start, "end": end, "series": series, "totals": _summarise(rows)}
+
+
+# ---- Config history ----
+
+def config_version_get(number: int) -> ConfigVersion | None:
+    return ConfigVersion.objects.filter(version=number).first()
+
+
+def distribution_history(distribution_id: str) -> QuerySet[ConfigVersionChange]:
+    """The versions that changed a distribution, newest first (its config history)."""
+    return (ConfigVersionChange.objects.filter(distribution_id=distribution_id)
+            .select_related("version__created_by").defer("version__document").order_by("-version_id"))
+
+
+def distribution_history_before(distribution_id: str, number: int) -> int | None:
+    """The newest version before `number` that changed the distribution."""
+    return (ConfigVersionChange.objects.filter(distribution_id=distribution_id, version__lt=number)
+            .aggregate(v=Max("version"))["v"])

@@ -22,6 +22,7 @@ from ..models import (
     CacheBehavior,
     CachePolicy,
     ConfigVersion,
+    ConfigVersionChange,
     Distribution,
     EdgeNode,
     Invalidation,
@@ -448,3 +449,70 @@ class ConfigVersionSerializer(serializers.ModelSerializer):
         fields = ("version", "created_at", "created_by", "reason", "document")
         read_only_fields = fields
 
+
+
+# ---- A distribution's config history ----
+
+VERSION_NUMBER = {"min_value": 1, "max_value": 2**63 - 1}
+
+
+class DistributionVersionSerializer(serializers.ModelSerializer):
+    """One version in a distribution's config history: what made it, and whether the edges run it."""
+
+    version = serializers.IntegerField(source="version_id", read_only=True)
+    change = serializers.CharField(read_only=True, help_text="added (created or enabled), changed, or removed "
+                                                             "(disabled or deleted)")
+    created_at = serializers.DateTimeField(source="version.created_at", read_only=True)
+    created_by = serializers.CharField(source="version.created_by.username", read_only=True, default=None,
+                                       allow_null=True, help_text="null for a change no user made (a policy of "
+                                                                  "another user's, a re-publish)")
+    reason = serializers.CharField(source="version.reason", read_only=True)
+    deployed = serializers.SerializerMethodField(help_text="Every edge that serves distributions runs this "
+                                                           "version or a later one.")
+    current = serializers.SerializerMethodField(help_text="The newest version in this history: what the "
+                                                          "distribution is now.")
+
+    class Meta:
+        model = ConfigVersionChange
+        fields = ("version", "change", "created_at", "created_by", "reason", "deployed", "current")
+        read_only_fields = fields
+
+    def get_deployed(self, obj: ConfigVersionChange) -> bool:
+        serving = self.context["serving_edges"]
+        return bool(serving) and all(edge.applied_version >= obj.version_id for edge in serving)
+
+    def get_current(self, obj: ConfigVersionChange) -> bool:
+        return obj.version_id == self.context["current_version"]
+
+
+class RollbackSerializer(serializers.Serializer):
+    version = serializers.IntegerField(**VERSION_NUMBER, help_text="The config version whose settings of this "
+                                                                   "distribution to restore.")
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    """`from` and `to` are Python keywords, hence the fields dict."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {"from": serializers.IntegerField(required=False, **VERSION_NUMBER),
+                "to": serializers.IntegerField(required=False, **VERSION_NUMBER)}
+
+
+DIFF_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "distribution_id": {"type": "string"},
+        "from": {"type": "integer", "nullable": True},
+        "to": {"type": "integer", "nullable": True},
+        "from_served": {"type": "boolean", "description": "`from` holds the distribution (else it was not "
+                                                          "created yet, or disabled, and its side is empty)"},
+        "to_served": {"type": "boolean"},
+        "changes": {"type": "array", "items": {
+            "type": "object", "required": ["path", "old", "new"],
+            "properties": {"path": {"type": "string", "description": "e.g. origins[web].http_port, "
+                                                                     "cache_behaviors[/api/*].compress"},
+                           "old": {"description": "null: not set in `from`; secrets are \"<secret>\""},
+                           "new": {"description": "null: not set in `to`"}}}},
+    },
+    "required": ["distribution_id", "from", "to", "from_served", "to_served", "changes"],
+}

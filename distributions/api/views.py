@@ -24,19 +24,23 @@ from rest_framework.settings import api_settings
 
 from cdncontract.names import EDGE_NAME
 
-from .. import selectors, services
+from .. import crypto, history, selectors, services
 from ..models import CachePolicy, ConfigVersion, Distribution, EdgeNode, OriginRequestPolicy
 from .errors import PreconditionFailed, PreconditionRequired
 from .schema import ConflictSerializer, ErrorSerializer
 from .serializers import (
     CachePolicySerializer,
+    DIFF_SCHEMA,
     ConfigVersionSerializer,
+    DiffQuerySerializer,
     DistributionSerializer,
+    DistributionVersionSerializer,
     EdgeNodeSerializer,
     EdgeRegistrationSerializer,
     EdgeUpdateSerializer,
     InvalidationSerializer,
     OriginRequestPolicySerializer,
+    RollbackSerializer,
 )
 
 IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True,
@@ -111,6 +115,46 @@ def stats_answer(request: Request, distribution_ids: list[str]) -> Response:
     return Response(selectors.traffic_stats(distribution_ids, start=start, end=end, interval=interval))
 
 
+VERSION_NUMBER_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+DIFF_PARAMETERS = [
+    OpenApiParameter("from", VERSION_NUMBER_SCHEMA, description="A config version; default: the version before `to` that changed "
+                                              "this distribution (so the diff is what `to` changed)"),
+    OpenApiParameter("to", VERSION_NUMBER_SCHEMA, description="A config version; default: the newest that changed this distribution"),
+]
+
+
+def _version_or_400(name: str, number: int) -> ConfigVersion:
+    version = selectors.config_version_get(number)
+    if version is None:
+        raise serializers.ValidationError({name: [f"there is no config version {number}"]})
+    return version
+
+
+def _opened(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """One distribution's snapshot with its secrets in clear (only its own are decrypted)."""
+    return crypto.open_document({"distributions": [snapshot]})["distributions"][0]
+
+
+def _flatten(errors: Any, data: Any, path: str = "") -> list[str]:
+    """DRF's nested errors as `cache_behaviors[/api/*].cache_policy: message` lines."""
+    if isinstance(errors, dict) and isinstance(data, list):  # a list's errors, by index
+        errors = [errors.get(i, errors.get(str(i), {})) for i in range(len(data))]
+    if isinstance(errors, dict):
+        return [line for key, value in errors.items()
+                for line in _flatten(value, data.get(key) if isinstance(data, dict) else None,
+                                     f"{path}.{key}" if path else str(key))]
+    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+        return [f"{path}: {message}" for message in errors]
+    if isinstance(errors, list):
+        lines = []
+        for i, value in enumerate(errors):
+            item = data[i] if isinstance(data, list) and i < len(data) else None
+            name = next((item[k] for k in ("path_pattern", "origin_id", "group_id") if isinstance(item, dict) and k in item), i)
+            lines.extend(_flatten(value, item, f"{path}[{name}]"))
+        return lines
+    return [f"{path}: {errors}"]
+
+
 @extend_schema_view(
     update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
     partial_update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
@@ -162,6 +206,90 @@ class DistributionViewSet(viewsets.ModelViewSet):
     def stats(self, request: Request, pk: str | None = None) -> Response:
         """Requests, hit ratio, bandwidth, error rates and latency percentiles, per minute or hour."""
         return stats_answer(request, [self.get_object().pk])
+
+    # ---- Config history: the versions that changed it, a diff between two, a rollback ----
+
+    @extend_schema(responses={200: DistributionVersionSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        """The config versions that changed this distribution, newest first: its config history."""
+        distribution = self.get_object()
+        entries = selectors.distribution_history(distribution.pk)
+        page = self.paginate_queryset(entries)
+        context = {**self.get_serializer_context(), "serving_edges": selectors.edges_serving(),
+                   "current_version": entries.values_list("version", flat=True).first()}
+        return self.get_paginated_response(DistributionVersionSerializer(page, many=True, context=context).data)
+
+    @extend_schema(parameters=DIFF_PARAMETERS, responses={200: OpenApiResponse(DIFF_SCHEMA)})
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str | None = None) -> Response:
+        """What differs in this distribution between two config versions, field by field; no secret is shown."""
+        distribution = self.get_object()
+        query = DiffQuerySerializer(data={name: request.query_params[name] for name in ("from", "to")
+                                          if request.query_params.get(name)})
+        query.is_valid(raise_exception=True)
+        newest = selectors.distribution_history(distribution.pk).values_list("version", flat=True).first()
+        to = query.validated_data.get("to") or newest or selectors.latest_version_number() or None
+        start = query.validated_data.get("from")
+        if start is None and to is not None:
+            start = selectors.distribution_history_before(distribution.pk, to) or to
+        answer: dict[str, Any] = {"distribution_id": distribution.pk, "from": start, "to": to,
+                                  "from_served": False, "to_served": False, "changes": []}
+        if start is None or to is None:  # no version published yet
+            return Response(answer)
+        old_version = _version_or_400("from", start)
+        new_version = _version_or_400("to", to)
+        old = history.distribution_snapshot(old_version.document, distribution.pk)
+        new = history.distribution_snapshot(new_version.document, distribution.pk)
+        clear = None
+        if old is not None and new is not None:
+            try:
+                clear = (_opened(old), _opened(new))
+            except crypto.SecretsUnavailable:
+                pass  # secrets sealed under a key that is gone: only whether each is set is compared
+        answer.update(from_served=old is not None, to_served=new is not None,
+                      changes=history.snapshot_diff(old or {}, new or {}, clear))
+        return Response(answer)
+
+    @extend_schema(request=RollbackSerializer, parameters=[IF_MATCH], responses={
+        200: DistributionSerializer, **ETAG_ERRORS,
+        409: OpenApiResponse(ConflictSerializer, description="the old settings are no longer valid (a policy they "
+                                                             "use was deleted, an alias is taken), or their secrets "
+                                                             "cannot be decrypted")})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str | None = None) -> Response:
+        """Give the distribution the settings it had in an earlier config version, as a new version.
+
+        The version number only grows (Fastly's activation of an old version): the edges get
+        the rollback like any change, and the distribution is `InProgress` until they run it.
+        """
+        distribution = self.get_object()
+        check_if_match(request, distribution)
+        body = RollbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        number = body.validated_data["version"]
+        sealed = history.distribution_snapshot(_version_or_400("version", number).document, distribution.pk)
+        if sealed is None:
+            raise serializers.ValidationError({"version": [
+                f"config version {number} does not hold distribution {distribution.pk}: it was not created yet, "
+                "or was disabled then"]})
+        try:
+            snapshot = _opened(sealed)
+        except crypto.SecretsUnavailable as exc:
+            raise services.Conflict(f"the secrets of config version {number} cannot be decrypted with any key "
+                                    "of CDN_SECRET_KEYS, so it cannot be restored", version=number) from exc
+        payload = history.rollback_payload(snapshot, distribution.origins.all())
+        serializer = self.get_serializer(distribution, data=payload, partial=True)
+        if not serializer.is_valid():
+            problems = "; ".join(_flatten(serializer.errors, payload))
+            raise services.Conflict(f"the settings of config version {number} for this distribution are no longer "
+                                    f"valid: {problems}", version=number, errors=serializer.errors)
+        with transaction.atomic():
+            locked = Distribution.objects.select_for_update().get(pk=distribution.pk)
+            check_if_match(request, locked)
+            services.distribution_rollback(distribution=locked, user=request.user, data=serializer.validated_data,
+                                           version=number)
+        return self._answer(distribution)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         distribution = self.get_object()

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from .distributions import distribution_create, distribution_delete, distribution_update
+from .distributions import distribution_create, distribution_delete, distribution_rollback, distribution_update
 from .edges import (
     MISSED_HEARTBEATS,
     edge_delete,
@@ -52,6 +52,7 @@ __all__ = [
     "config_version_publish",
     "distribution_create",
     "distribution_delete",
+    "distribution_rollback",
     "distribution_update",
     "edge_delete",
     "edge_for_token",

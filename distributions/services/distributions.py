@@ -79,8 +79,9 @@ def distribution_create(*, user: AbstractBaseUser, data: dict[str, Any],
 
 @transaction.atomic
 def distribution_update(*, distribution: Distribution, user: AbstractBaseUser, data: dict[str, Any],
-                        owner: AbstractBaseUser | None = None) -> Distribution:
-    """`data` carries what changes (a PATCH may carry only some parts); `owner` hands it over (admin)."""
+                        owner: AbstractBaseUser | None = None, reason: str = "") -> Distribution:
+    """`data` carries what changes (a PATCH may carry only some parts); `owner` hands it over (admin);
+    `reason` is what the config version says (its history), by default "distribution ... updated"."""
     distribution = Distribution.objects.select_for_update().get(pk=distribution.pk)
     if "aliases" in data:
         _check_aliases_free(data["aliases"], distribution, user)
@@ -92,8 +93,20 @@ def distribution_update(*, distribution: Distribution, user: AbstractBaseUser, d
     distribution.etag = new_etag()
     distribution.save()
     _write_children(distribution, data)
-    config_changed(f"distribution {distribution.id} updated", [distribution.id], user)
+    config_changed(reason or f"distribution {distribution.id} updated", [distribution.id], user)
     return distribution
+
+
+def distribution_rollback(*, distribution: Distribution, user: AbstractBaseUser, data: dict[str, Any],
+                          version: int) -> Distribution:
+    """Give the distribution the settings it had in config `version` again, as a new version.
+
+    `data` is `history.rollback_payload` of that version's snapshot, validated as any write is
+    (the API runs it through the same serializer as a PATCH): a rollback is an update, so
+    the version number only grows and the edges get it the way they get every change.
+    """
+    return distribution_update(distribution=distribution, user=user, data=data,
+                               reason=f"distribution {distribution.id} rolled back to version {version}")
 
 
 @transaction.atomic

@@ -10,9 +10,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .. import crypto, selectors
+from .. import crypto, history, selectors
 from ..compiler import compile_document, document_body
-from ..models import ConfigState, ConfigVersion, Distribution
+from ..models import ConfigState, ConfigVersion, ConfigVersionChange, Distribution
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def config_version_publish(reason: str, distribution_ids: Iterable[str] = (), us
         state, _ = ConfigState.objects.select_for_update().get_or_create(id=1)
         latest = ConfigVersion.objects.filter(version=state.last_version).first()
         candidate = compile_document(selectors.distributions_for_compile(), state.last_version + 1)
-        if latest is not None and _unchanged(latest, candidate):
+        stored = _opened(latest)
+        if latest is not None and stored is not None and document_body(stored) == document_body(candidate):
             if ids:
                 Distribution.objects.filter(id__in=ids, config_version__lt=latest.version).update(config_version=latest.version)
             return None
@@ -46,6 +47,7 @@ def config_version_publish(reason: str, distribution_ids: Iterable[str] = (), us
         version = ConfigVersion(version=state.last_version, document=crypto.seal_document(candidate),
                                 reason=reason[:255], created_by=user if user is not None and user.is_authenticated else None)
         version.save()
+        _record_changes(version, latest, stored, candidate)
         if ids:
             Distribution.objects.filter(id__in=ids).update(config_version=version.version)
         transaction.on_commit(lambda: run_hooks(version_published_hooks, version))
@@ -53,13 +55,29 @@ def config_version_publish(reason: str, distribution_ids: Iterable[str] = (), us
     return version
 
 
-def _unchanged(latest: ConfigVersion, candidate: dict[str, Any]) -> bool:
-    """Compared in clear: sealing the same credentials twice never gives the same text."""
+def _opened(latest: ConfigVersion | None) -> dict[str, Any] | None:
+    """The newest version in clear, to compare with a compiled one: sealing the same
+    credentials twice never gives the same text. None without one, or when it is sealed
+    under a key that is gone (it is then published again under the current one)."""
+    if latest is None:
+        return None
     try:
-        stored = crypto.open_document(latest.document)
+        return crypto.open_document(latest.document)
     except crypto.SecretsUnavailable:
-        return False  # sealed under a key that is gone: publish it again under the current one
-    return document_body(stored) == document_body(candidate)
+        return None
+
+
+def _record_changes(version: ConfigVersion, latest: ConfigVersion | None, stored: dict[str, Any] | None,
+                    candidate: dict[str, Any]) -> None:
+    """Which distributions this version changed: their config history (history.py)."""
+    if latest is not None and stored is None:  # unreadable secrets: compare the rest
+        changes = history.changed_distributions(history.public_document(latest.document),
+                                                history.public_document(candidate))
+    else:
+        changes = history.changed_distributions(stored, candidate)
+    ConfigVersionChange.objects.bulk_create(
+        ConfigVersionChange(version=version, distribution_id=distribution_id, change=change)
+        for distribution_id, change in sorted(changes.items()))
 
 
 def run_hooks(hooks: list[Callable[[Any], None]], obj: Any) -> None:

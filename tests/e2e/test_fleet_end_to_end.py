@@ -84,6 +84,37 @@ def test_a_behavior_change_takes_effect_on_every_edge(cluster: Cluster, distribu
             assert response.status_code == 200 and x_cache(response) == "Miss"
 
 
+def test_a_rollback_makes_every_edge_serve_the_old_setting_again(cluster: Cluster) -> None:
+    """Issue 13: a change, then a rollback to the version before it, as a newer version."""
+    wait_for("both edges healthy", lambda: all(e["healthy"] for e in cluster.api("GET", "/edges/").json()["results"]))
+    body = dict(distribution_body(cluster.origin_port), aliases=["rollback.example.test"])
+    made = cluster.api("POST", "/distributions/", json=body)
+    assert made.status_code == 201, made.text
+    original = wait_deployed(cluster, made.json()["id"])
+    url = f"/distributions/{original['id']}/"
+    current = cluster.api("GET", url)
+    behaviors = current.json()["cache_behaviors"]
+    behaviors.insert(0, {"path_pattern": "/bench/*", "target_origin_id": "demo", "cache_policy": "CachingDisabled"})
+    changed = cluster.api("PATCH", url, json={"cache_behaviors": behaviors}, headers={"If-Match": current.headers["ETag"]})
+    assert changed.status_code == 200, changed.text
+    changed_version = wait_deployed(cluster, original["id"])["config_version"]
+    for edge in EDGES:
+        assert [x_cache(cluster.viewer(edge, "rollback.example.test", "/bench/1k")) for _ in range(2)] == ["Miss", "Miss"]
+
+    rolled = cluster.api("POST", f"{url}rollback/", json={"version": original["config_version"]},
+                         headers={"If-Match": cluster.api("GET", url).headers["ETag"]})
+
+    assert rolled.status_code == 200, rolled.text
+    deployed = wait_deployed(cluster, original["id"])
+    assert deployed["config_version"] > changed_version
+    assert [b["path_pattern"] for b in deployed["cache_behaviors"]] == ["/api/*", "*"]
+    for edge in EDGES:  # cacheable again under the default behavior
+        assert [x_cache(cluster.viewer(edge, "rollback.example.test", "/bench/1k")) for _ in range(2)] == ["Miss", "Hit"]
+    history = cluster.api("GET", f"{url}versions/").json()["results"]
+    assert [e["version"] for e in history][:2] == [deployed["config_version"], changed_version]
+    assert history[0]["deployed"] is True
+
+
 def invalidate_and_wait(cluster: Cluster, distribution_id: str, body: dict[str, Any]) -> dict[str, Any]:
     made = cluster.api("POST", f"/distributions/{distribution_id}/invalidations/", json=body)
     assert made.status_code == 201, made.text
