@@ -142,6 +142,29 @@ def proxy_ssl_header() -> tuple[str, str] | None:
 
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header()
 USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# How many proxies in front of gunicorn append the address they were reached from to
+# X-Forwarded-For; the client is that many entries from the right (controlplane/login.py).
+# 0 (the default) uses the connecting address, so a client's own header counts for nothing.
+CDN_TRUSTED_PROXY_COUNT = env_int("CDN_TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# ---- HTTPS ----
+# Off by default so that `make run` and the tests work over plain HTTP on loopback; a site
+# behind TLS turns them on (docker-compose's .env.example does, docs/operations.md, "The
+# control plane behind HTTPS"), and `manage.py check --deploy` then has nothing to warn about.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Paths (regular expressions without the leading slash) answered over HTTP even with the
+# redirect on: e.g. `^api/v1/edge/` for edges that reach the control plane on a private network.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [])
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+for _pattern in SECURE_REDIRECT_EXEMPT:
+    try:
+        re.compile(_pattern)
+    except re.error as exc:
+        raise ImproperlyConfigured(f"SECURE_REDIRECT_EXEMPT: {_pattern!r} is not a regular expression: {exc}") from None
 
 CDN_DOMAIN_SUFFIX = env_str("CDN_DOMAIN_SUFFIX", "cdn.localhost").strip().lower().strip(".")
 if not CDN_DOMAIN_SUFFIX:
