@@ -207,6 +207,7 @@ class CachePolicyViewSet(_PolicyViewSet):
     """Reusable cache policies: TTLs and the cache key. Managed ones are read-only."""
 
     model = CachePolicy
+    queryset = CachePolicy.objects.none()  # names the model to a schema built without a request (check --deploy)
     serializer_class = CachePolicySerializer
 
     def get_queryset(self) -> Any:
@@ -217,6 +218,7 @@ class OriginRequestPolicyViewSet(_PolicyViewSet):
     """Reusable origin request policies: what reaches the origin beyond the cache key."""
 
     model = OriginRequestPolicy
+    queryset = OriginRequestPolicy.objects.none()  # names the model to a schema built without a request (check --deploy)
     serializer_class = OriginRequestPolicySerializer
 
     def get_queryset(self) -> Any:
