@@ -254,6 +254,8 @@ def test_the_tls_proxy_fronts_the_control_plane_and_the_edges_and_probe_use_exem
     assert services["proxy"]["depends_on"]["controlplane"]["condition"] == "service_healthy"
     caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
     assert "https://localhost:8443" in caddyfile and "reverse_proxy controlplane:8000" in caddyfile
+    # plain HTTP on the one published port is redirected to https, not answered with a bare 400
+    assert re.search(r"listener_wrappers\s*\{\s*http_redirect\s+tls\s*\}", caddyfile)
     assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["proxy"]["volumes"]
     exempt = [re.compile(p) for p in _env_file(ROOT / ".env.example")["SECURE_REDIRECT_EXEMPT"].split(",")]
     probe = services["controlplane"]["healthcheck"]["test"][3]
