@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -142,6 +143,29 @@ def proxy_ssl_header() -> tuple[str, str] | None:
 
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header()
 USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# How many proxies in front of gunicorn append the address they were reached from to
+# X-Forwarded-For; the client is that many entries from the right (controlplane/login.py).
+# 0 (the default) uses the connecting address, so a client's own header counts for nothing.
+CDN_TRUSTED_PROXY_COUNT = env_int("CDN_TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# ---- HTTPS ----
+# Off by default so that `make run` and the tests work over plain HTTP on loopback; a site
+# behind TLS turns them on (docker-compose's .env.example does, docs/operations.md, "The
+# control plane behind HTTPS"), and `manage.py check --deploy` then has nothing to warn about.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Paths (regular expressions without the leading slash) answered over HTTP even with the
+# redirect on: e.g. `^api/v1/edge/` for edges that reach the control plane on a private network.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [])
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+for _pattern in SECURE_REDIRECT_EXEMPT:
+    try:
+        re.compile(_pattern)
+    except re.error as exc:
+        raise ImproperlyConfigured(f"SECURE_REDIRECT_EXEMPT: {_pattern!r} is not a regular expression: {exc}") from None
 
 CDN_DOMAIN_SUFFIX = env_str("CDN_DOMAIN_SUFFIX", "cdn.localhost").strip().lower().strip(".")
 if not CDN_DOMAIN_SUFFIX:
@@ -174,6 +198,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "distributions",
 ]
 
@@ -186,6 +211,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a login refused for a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -233,6 +260,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# ---- Login throttling ----
+# django-axes in front of every password check (controlplane/login.py says how a login view
+# gets it): after CDN_LOGIN_FAILURE_LIMIT failures within CDN_LOGIN_COOLOFF_SECONDS of each
+# other, for one username (from any address) or from one address (for any username), logins
+# for it are refused, the right password too, until the cool-off after the last failure has
+# passed. Failures during a lockout are not counted, so it ends one cool-off after the
+# failure that started it however long an attacker keeps trying. The count is in the
+# database, shared by every process; a success clears that account's failures from that address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("CDN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("CDN_LOGIN_COOLOFF_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "controlplane.login.LoginAttempts"
+AXES_CLIENT_IP_CALLABLE = "controlplane.login.client_address"
+AXES_LOCKOUT_CALLABLE = "controlplane.login.lockout_response"
+# Failures only: no table of every successful login (and its address) growing forever.
+AXES_DISABLE_ACCESS_LOG = True
+# The log's failure and lockout lines name the username and address (passwords are always masked).
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -340,5 +392,6 @@ LOGGING = {
         "celery.app.trace": {"level": _ROUTINE_LEVEL},
         "celery.beat": {"level": _ROUTINE_LEVEL},
         "httpx": {"level": _ROUTINE_LEVEL},  # the worker's pushes: a line per edge per push
+        "axes": {"level": _ROUTINE_LEVEL},  # a line per login; its failures and lockouts are warnings
     },
 }

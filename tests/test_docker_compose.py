@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import json
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -39,8 +42,8 @@ def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_it_has_every_service_with_a_health_check(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    expected = {"postgres", "redis", "migrate", "setup", "controlplane", "worker", "beat", "origin", "edge-fra",
-                "edge-iad", "edge-sin"}
+    expected = {"postgres", "redis", "migrate", "setup", "controlplane", "proxy", "worker", "beat", "origin",
+                "edge-fra", "edge-iad", "edge-sin"}
     assert expected <= set(services)
     for name in expected - {"migrate", "setup"}:
         assert services[name].get("healthcheck", {}).get("test"), name
@@ -159,7 +162,7 @@ def test_every_volume_a_service_writes_is_a_directory_the_image_gives_to_cdn(res
     assert "USER cdn" in (ROOT / "Dockerfile").read_text()
     checked = 0
     for name, service in resolved["services"].items():
-        if name in ("postgres", "redis"):
+        if name in ("postgres", "redis", "proxy"):  # their own images, not ours
             continue
         for volume in service.get("volumes", []):
             target = volume["target"] if isinstance(volume, dict) else volume.split(":")[1]
@@ -187,3 +190,78 @@ def test_beat_is_healthy_while_its_scheduler_ticks_not_while_its_schedule_file_i
 
 def test_setup_prints_no_secret_to_the_shared_log(resolved: dict[str, Any]) -> None:
     assert "--hide-secrets" in resolved["services"]["setup"]["command"]
+
+
+# ---- Production settings: `manage.py check --deploy` ----
+# Read from the files themselves, so that these run without docker-compose too.
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, as docker-compose reads an env_file (no quoting is used in ours)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value
+    return values
+
+
+def _controlplane_environment(tmp_path: Path) -> dict[str, str]:
+    """The control plane's environment in docker-compose, with the secrets .env.example asks to set."""
+    service = _compose()["services"]["controlplane"]
+    env_files = service["env_file"] if isinstance(service["env_file"], list) else [service["env_file"]]
+    assert env_files == [".env"], env_files  # the copy of .env.example
+    environment = _env_file(ROOT / ".env.example")
+    environment.update(service.get("environment") or {})
+    environment.update(SECRET_KEY=secrets.token_urlsafe(50),  # what .env.example says to put there
+                       CDN_VAR_DIR=str(tmp_path / "var"), STATIC_ROOT=str(tmp_path / "static"),  # the image's paths
+                       PATH=os.environ.get("PATH", "/usr/bin:/bin"), DJANGO_SETTINGS_MODULE="controlplane.settings")
+    return environment
+
+
+def test_the_production_settings_pass_manage_py_check_deploy(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                          env=_controlplane_environment(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues (0 silenced)." in done.stdout
+
+
+def test_the_production_settings_turn_https_on_rather_than_silence_the_checks(tmp_path: Path) -> None:
+    code = ("import json; from django.conf import settings; print(json.dumps({name: getattr(settings, name) for name in "
+            "('SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
+            "'SECURE_PROXY_SSL_HEADER', 'SECURE_REDIRECT_EXEMPT', 'CDN_TRUSTED_PROXY_COUNT', 'CSRF_TRUSTED_ORIGINS', "
+            "'SILENCED_SYSTEM_CHECKS', 'DEBUG')}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_controlplane_environment(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 3600, "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True, "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "SECURE_REDIRECT_EXEMPT": ["^api/v1/edge/"], "CDN_TRUSTED_PROXY_COUNT": 1,
+        "CSRF_TRUSTED_ORIGINS": ["https://localhost:8443"], "SILENCED_SYSTEM_CHECKS": [], "DEBUG": False,
+    }
+
+
+def test_the_tls_proxy_fronts_the_control_plane_and_the_edges_and_probe_use_exempt_paths() -> None:
+    services = _compose()["services"]
+    assert "ports" not in services["controlplane"]  # plain HTTP only on the compose network
+    assert services["proxy"]["ports"] == ["8443:8443"]
+    assert services["proxy"]["depends_on"]["controlplane"]["condition"] == "service_healthy"
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "https://localhost:8443" in caddyfile and "reverse_proxy controlplane:8000" in caddyfile
+    # plain HTTP on the one published port is redirected to https, not answered with a bare 400
+    assert re.search(r"listener_wrappers\s*\{\s*http_redirect\s+tls\s*\}", caddyfile)
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["proxy"]["volumes"]
+    exempt = [re.compile(p) for p in _env_file(ROOT / ".env.example")["SECURE_REDIRECT_EXEMPT"].split(",")]
+    probe = services["controlplane"]["healthcheck"]["test"][3]
+    assert probe.startswith("http://127.0.0.1:8000/")
+    edge_paths = [probe.removeprefix("http://127.0.0.1:8000/"), "api/v1/edge/heartbeat", "api/v1/edge/config",
+                  "api/v1/edge/acks", "api/v1/edge/stats"]
+    for path in edge_paths:  # Django matches SECURE_REDIRECT_EXEMPT against the path without its leading slash
+        assert any(p.search(path) for p in exempt), path
+    assert not any(p.search("admin/login/") or p.search("api/v1/auth/token/") for p in exempt)

@@ -42,7 +42,12 @@ ERRORS = {
     "409": OpenApiResponse(ConflictSerializer, description="The change conflicts with the current state"),
     "415": OpenApiResponse(ErrorSerializer, description="A body in a media type the API does not read (send "
                                                         "`Content-Type: application/json`)"),
+    "429": OpenApiResponse(ErrorSerializer, description="Too many failed logins for this username or from this "
+                                                        "address: every login, with the right password too, is "
+                                                        "refused until the time in `Retry-After` has passed"),
 }
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True,
+                               "description": "Seconds until a login may be tried again"}}
 # Query parameters that answer a bad value with 404 (no such page) rather than 400.
 PAGING = {"page"}
 
@@ -59,6 +64,8 @@ class AutoSchema(openapi.AutoSchema):
         for code in self.error_codes(operation):
             if code not in responses:
                 responses[code] = self._get_response_for_code(ERRORS[code], code)
+        if "429" in responses:
+            responses["429"]["headers"] = RETRY_AFTER
         return operation
 
     def error_codes(self, operation: dict[str, Any]) -> list[str]:
@@ -80,4 +87,6 @@ class AutoSchema(openapi.AutoSchema):
             codes.append("409")
         if "requestBody" in operation:
             codes.append("415")
+        if getattr(self.view, "login_throttled", False):
+            codes.append("429")
         return codes

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -36,7 +37,8 @@ def test_a_bad_token_is_refused(db: Any) -> None:
 
 def test_session_login_works_for_the_api(alice: User) -> None:
     client = APIClient()
-    assert client.login(username="alice", password="alice-password-1")
+    # A request for the login throttle (axes refuses authenticate() without one: controlplane/login.py)
+    assert client.login(request=HttpRequest(), username="alice", password="alice-password-1")
     assert client.get("/api/v1/distributions/").status_code == 200
 
 

@@ -106,7 +106,7 @@ def test_the_schema_documents_the_errors_each_operation_can_answer(api: APIClien
     paths = schema_of(api)["paths"]
     responses = {(path, method): sorted(operation["responses"]) for path, operations in paths.items()
                  for method, operation in operations.items()}
-    assert responses[("/api/v1/auth/token/", "post")] == ["200", "400", "415"]  # no credentials to refuse
+    assert responses[("/api/v1/auth/token/", "post")] == ["200", "400", "415", "429"]  # no credentials to refuse
     assert responses[("/api/v1/distributions/{id}/", "patch")] == ["200", "400", "401", "403", "404", "409", "412",
                                                                   "415", "428"]
     assert responses[("/api/v1/distributions/{id}/", "get")] == ["200", "401", "404"]
