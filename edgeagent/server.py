@@ -105,7 +105,7 @@ class RequestIds:
         """The next block's ids into `pool`; returns the first."""
         self.high += 1
         block = f"{self.prefix}-{self.high:x}"
-        self.pool = [block + low for low in _LOW_HEX]
+        self.pool = list(map(block.__add__, _LOW_HEX))
         return self.pool.pop()
 
 

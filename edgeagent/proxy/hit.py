@@ -148,7 +148,7 @@ class HitPath(Filling):
         if request_id is None or not valid_request_id(request_id):
             ids = REQUEST_IDS.pool  # RequestIds.next, inlined
             request_id = ids.pop() if ids else REQUEST_IDS.refill()
-        tail = age_line + request_id.encode("latin-1") + end
+        tail = age_line + request_id.encode() + end  # ASCII either way: valid_request_id, or hex
         metrics = route.metrics
         metrics.hit += 1
         if status < 300:
