@@ -90,7 +90,9 @@ class Proxy(HitPath):
             return
         config = self.running.config
         scheme = self._scheme(req, conn)
-        admission = admission_mod.admit(config, scheme, req.method, req.headers.get("host"), req.target)
+        headers = req.headers
+        admission = admission_mod.admit(config, scheme, req.method, headers.get("host"), req.target,
+                                        headers.get("cookie"), req.client_ip, time.time())
         dist, behavior = admission.dist, admission.behavior
         if config is None or dist is None or behavior is None:
             self.metrics.unknown_host += 1
@@ -99,6 +101,7 @@ class Proxy(HitPath):
             return
         metrics = self.metrics.for_distribution(dist.id)
         ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, metrics, admission.query)
+        ctx.key_id = admission.key_id
         began = time.monotonic()
         aborted = False
         try:
@@ -137,6 +140,8 @@ class Proxy(HitPath):
             raise
         finally:
             taken = time.monotonic() - began
+            if ctx.key_id is not None and admission.kind == ADMIT:
+                self.stats.count_signed(dist.id, ctx.key_id)
             if aborted:
                 self.stats.record(dist.id, CLIENT_ABORT, ctx.outcome, ctx.sent, taken)
                 self._log(req, admission.scheme, dist.id, ctx.status if ctx.started else 0, ctx.sent,
