@@ -78,6 +78,7 @@ class Proxy(HitPath):
             ctx.content_type if ctx is not None else SIMPLE_CONTENT_TYPE, first, last,
             None if ctx is None or ctx.origin_fbl is None else round(ctx.origin_fbl, 3),
             None if ctx is None or ctx.origin_lbl is None else round(ctx.origin_lbl, 3),
+            x_key_pair_id=ctx.key_id if ctx is not None else None,
         ))  # fmt: skip
 
     def _scheme(self, req: Request, conn: HttpConnection) -> str:

@@ -5,6 +5,7 @@ cache key; each refusal is a 403 whose reason is in the edge log, not in the res
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -15,7 +16,7 @@ from botocore.signers import CloudFrontSigner
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from tests.edge.conftest import DOMAIN, Answer, Edge, EdgeFactory, Origin, behavior, cache_policy, document
+from tests.edge.conftest import DIST_ID, DOMAIN, Answer, Edge, EdgeFactory, Origin, behavior, cache_policy, document
 from tests.edge.conftest import distribution
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -186,3 +187,16 @@ def test_a_cached_object_is_never_served_without_a_valid_signature(signed_edge: 
     assert signed_edge.get(short).headers["x-cache"].startswith("Hit")
     time.sleep(2.2)
     refused(signed_edge, short, "expired")
+
+
+def test_the_signing_key_id_is_in_the_access_log(origin: Origin, make_edge: EdgeFactory) -> None:
+    origin.route("/private/a.txt", Answer(headers={"Cache-Control": "max-age=600"}))
+    edge = make_edge(signed_document(origin.port))
+    target = canned("/private/a.txt", key_id=EC_ID)
+    assert edge.get(target).status_code == 200  # a miss, through Proxy.handle
+    assert edge.get(target).headers["x-cache"].startswith("Hit")  # a fast-path hit
+    assert edge.get("/private/a.txt").status_code == 403
+    lines = edge.admin("GET", f"/logs/tail?distribution={DIST_ID}&limit=10").text.splitlines()
+    parsed = [json.loads(line) for line in lines]
+    assert [(p["sc-status"], p["x-edge-response-result-type"], p.get("x-key-pair-id")) for p in parsed] == [
+        (200, "Miss", EC_ID), (200, "Hit", EC_ID), (403, "Error", None)]
