@@ -273,6 +273,15 @@ def verify_signature(key: TrustedKey, message: bytes, signature: bytes, sha256: 
 
 # ---- The check ----
 
+# What a request's signing parameters prove once verified, by everything they were checked
+# against: (signing, url, key id, signature, policy or expires, hash algorithm) -> a ticket,
+# (None, key id, DateLessThan, DateGreaterThan, network) or (reason, key id, ...) for a refusal
+# that no clock or address can change. A hit on a URL seen before costs one lookup here, and
+# the time and address conditions.
+_Ticket = tuple[str | None, str, float, float | None, Any]
+_TICKETS: dict[tuple[Signing, str, str, str, str | None, str | None, str | None], _Ticket] = {}
+_ADDRESSES: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
+
 
 def check(signing: Signing, url: str, params: dict[str, str], client_ip: str, now: float) -> Verdict:
     """The verdict on a request for `url` (the resource: scheme, Host, path and query without
@@ -282,51 +291,75 @@ def check(signing: Signing, url: str, params: dict[str, str], client_ip: str, no
     signature_text = params.get(rules.SIGNATURE)
     if not key_id or signature_text is None:
         return _refuse("no signature" if not params else "incomplete signature (Key-Pair-Id and Signature needed)")
+    policy_text = params.get(rules.POLICY)
+    memo_key = (signing, url, key_id, signature_text, policy_text,
+                params.get(rules.EXPIRES) if policy_text is None else None, params.get(rules.HASH_ALGORITHM))
+    ticket = _TICKETS.get(memo_key)
+    if ticket is None:
+        ticket = _ticket(signing, url, params, key_id, signature_text, policy_text)
+        if len(_TICKETS) >= _MEMO_LIMIT:
+            _TICKETS.clear()
+        _TICKETS[memo_key] = ticket
+    reason, key_id, less, greater, network = ticket
+    if reason is not None:
+        return _refuse(reason, key_id)
+    if now >= less:
+        return _refuse("expired", key_id)
+    if greater is not None and now <= greater:
+        return _refuse("not yet valid", key_id)
+    if network is not None:
+        address = _ADDRESSES[client_ip] if client_ip in _ADDRESSES else _address(client_ip)
+        if address is None or address.version != network.version or address not in network:
+            return _refuse("client IP not in the policy's IpAddress", key_id)
+    return Verdict(True, key_id)
+
+
+def _address(client_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(client_ip)
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if len(_ADDRESSES) >= _MEMO_LIMIT:
+        _ADDRESSES.clear()
+    _ADDRESSES[client_ip] = address
+    return address
+
+
+def _ticket(signing: Signing, url: str, params: dict[str, str], key_id: str, signature_text: str,
+            policy_text: str | None) -> _Ticket:
+    """Everything of the check that neither the clock nor the client's address changes."""
     key = signing.trusted.get(key_id)
     if key is None:
         if key_id in signing.known:
-            return _refuse("key not in this behavior's trusted key groups", key_id)
-        return _refuse(f"unknown key id {key_id[:32]!r}")
+            return "key not in this behavior's trusted key groups", key_id, 0.0, None, None
+        return f"unknown key id {key_id[:32]!r}", "", 0.0, None, None
     algorithm = params.get(rules.HASH_ALGORITHM)
     if algorithm is not None and algorithm not in rules.HASH_ALGORITHMS:
-        return _refuse("unsupported Hash-Algorithm", key_id)
+        return "unsupported Hash-Algorithm", key_id, 0.0, None, None
     if key.kind == rules.KIND_ECDSA and algorithm == "SHA1":
-        return _refuse("ECDSA keys sign SHA-256", key_id)
+        return "ECDSA keys sign SHA-256", key_id, 0.0, None, None
     try:
         signature = rules.b64decode(signature_text)
     except ValueError:
-        return _refuse("malformed signature", key_id)
-    policy_text = params.get(rules.POLICY)
+        return "malformed signature", key_id, 0.0, None, None
     if policy_text is not None:
         try:
             message = rules.b64decode(policy_text)
             resource, less, greater, network = parse_policy(message)
         except ValueError as exc:
-            return _refuse(f"malformed policy: {exc}", key_id)
+            return f"malformed policy: {exc}", key_id, 0.0, None, None
     else:
         expires = params.get(rules.EXPIRES)
         if expires is None:
-            return _refuse("neither Expires nor Policy", key_id)
+            return "neither Expires nor Policy", key_id, 0.0, None, None
         if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
-            return _refuse("malformed Expires", key_id)
+            return "malformed Expires", key_id, 0.0, None, None
         resource, less, greater, network = url, float(expires), None, None
         message = canned_policy(url, expires)
     if not verify_signature(key, message, signature, algorithm == "SHA256"):
-        return _refuse("signature does not match", key_id)
-    if now >= less:
-        return _refuse("expired", key_id)
-    if greater is not None and now <= greater:
-        return _refuse("not yet valid", key_id)
+        return "signature does not match", key_id, 0.0, None, None
     if resource is not None and not resource_matcher(resource)(url):
-        return _refuse("resource does not match the URL", key_id)
-    if network is not None:
-        try:
-            address = ipaddress.ip_address(client_ip)
-        except ValueError:
-            address = None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        inside = address is not None and address.version == network.version and address in network
-        if not inside:
-            return _refuse("client IP not in the policy's IpAddress", key_id)
-    return Verdict(True, key_id)
+        return "resource does not match the URL", key_id, 0.0, None, None
+    return None, key_id, less, greater, network

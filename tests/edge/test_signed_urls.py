@@ -5,17 +5,23 @@ cache key; each refusal is a 403 whose reason is in the edge log, not in the res
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.signers import CloudFrontSigner
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from edgeagent.agent import Agent
+from edgeagent.cli import parse_settings
+from edgeagent.server import start_server
 from tests.edge.conftest import DIST_ID, DOMAIN, Answer, Edge, EdgeFactory, Origin, behavior, cache_policy, document
 from tests.edge.conftest import distribution
 
@@ -200,3 +206,39 @@ def test_the_signing_key_id_is_in_the_access_log(origin: Origin, make_edge: Edge
     parsed = [json.loads(line) for line in lines]
     assert [(p["sc-status"], p["x-edge-response-result-type"], p.get("x-key-pair-id")) for p in parsed] == [
         (200, "Miss", EC_ID), (200, "Hit", EC_ID), (403, "Error", None)]
+
+
+def test_a_signed_hit_is_answered_by_the_fast_path_and_counted_per_key(origin: Origin, tmp_path: Path) -> None:
+    """In-process, to read the counters: the fast path checks and serves signed hits itself."""
+    origin.route("/private/a.txt", Answer(headers={"Cache-Control": "max-age=600"}))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(signed_document(origin.port)))
+    settings = parse_settings(["--name", "edge-t", "--pop", "tst", "--cache-dir", str(tmp_path / "cache"),
+                               "--config", str(config), "--access-log", "off"], env={})
+    target = canned("/private/a.txt")
+
+    async def main() -> None:
+        agent = Agent(settings)
+        agent.load_initial_config()
+        server = await start_server(agent.proxy, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        counters = agent.stats.counters(DIST_ID)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": DOMAIN}) as client:
+                assert (await client.get(target)).headers["X-Cache"] == "Miss from edge-t"
+                assert sum(counters.fast_hits) == 0
+                for _ in range(3):
+                    assert (await client.get(target)).headers["X-Cache"] == "Hit from edge-t"
+                assert sum(counters.fast_hits) == 3
+                refused = await client.get("/private/a.txt")
+                assert refused.status_code == 403 and sum(counters.fast_hits) == 3
+                report = counters.as_report()
+                assert report["signed_requests"] == {RSA_ID: 4}
+                assert report["requests"] == 5 and report["blocked"] == 1
+        finally:
+            server.close()
+            await agent.proxy.drain(1)
+            await agent.origins.close()
+            agent.store.close()
+
+    asyncio.run(main())
