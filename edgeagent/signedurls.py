@@ -246,16 +246,14 @@ def canned_policy(resource: str, expires: str) -> bytes:
 
 # ---- Signatures ----
 
-_VERIFIED: dict[tuple[TrustedKey, bytes, bytes, bool], bool] = {}
+_VERIFIED: dict[tuple[TrustedKey, bytes, bytes, bool], bool] = {}  # valid triples only
 
 
 def verify_signature(key: TrustedKey, message: bytes, signature: bytes, sha256: bool) -> bool:
-    """Whether `signature` is `key`'s over `message`; remembered per triple (bounded)."""
+    """Whether `signature` is `key`'s over `message`; a valid triple is remembered (bounded)."""
     memo_key = (key, message, signature, sha256)
-    found = _VERIFIED.get(memo_key)
-    if found is not None:
-        return found
-    ok = True
+    if memo_key in _VERIFIED:
+        return True
     try:
         if key.kind == rules.KIND_ECDSA:
             assert isinstance(key.key, ec.EllipticCurvePublicKey)
@@ -264,20 +262,20 @@ def verify_signature(key: TrustedKey, message: bytes, signature: bytes, sha256: 
             assert isinstance(key.key, rsa.RSAPublicKey)
             key.key.verify(signature, message, _PKCS1, _SHA256 if sha256 else _SHA1)
     except (InvalidSignature, ValueError):
-        ok = False
+        return False  # never remembered: forged signatures must not push out the good ones
     if len(_VERIFIED) >= _MEMO_LIMIT:
         _VERIFIED.clear()
-    _VERIFIED[memo_key] = ok
-    return ok
+    _VERIFIED[memo_key] = True
+    return True
 
 
 # ---- The check ----
 
 # What a request's signing parameters prove once verified, by everything they were checked
 # against: (signing, url, key id, signature, policy or expires, hash algorithm) -> a ticket,
-# (None, key id, DateLessThan, DateGreaterThan, network) or (reason, key id, ...) for a refusal
-# that no clock or address can change. A hit on a URL seen before costs one lookup here, and
-# the time and address conditions.
+# (None, key id, DateLessThan, DateGreaterThan, network). `_ticket` also answers refusals that
+# no clock or address can change, (reason, key id, ...), which are not remembered. A hit on a
+# URL seen before costs one lookup here, and the time and address conditions.
 _Ticket = tuple[str | None, str, float, float | None, Any]
 _TICKETS: dict[tuple[Signing, str, str, str, str | None, str | None, str | None], _Ticket] = {}
 _ADDRESSES: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
@@ -297,9 +295,12 @@ def check(signing: Signing, url: str, params: dict[str, str], client_ip: str, no
     ticket = _TICKETS.get(memo_key)
     if ticket is None:
         ticket = _ticket(signing, url, params, key_id, signature_text, policy_text)
-        if len(_TICKETS) >= _MEMO_LIMIT:
-            _TICKETS.clear()
-        _TICKETS[memo_key] = ticket
+        if ticket[0] is None:
+            # Only what passed is remembered, so requests with made-up parameters, however
+            # many, cannot push out the tickets of real viewers.
+            if len(_TICKETS) >= _MEMO_LIMIT:
+                _TICKETS.clear()
+            _TICKETS[memo_key] = ticket
     reason, key_id, less, greater, network = ticket
     if reason is not None:
         return _refuse(reason, key_id)
