@@ -188,14 +188,22 @@ def test_per_key_request_counts_from_the_edges_reach_the_stats(api: APIClient, c
     from datetime import datetime, timezone
 
     from distributions import services
-    from distributions.models import EdgeNode
 
-    edge = EdgeNode.objects.create(name="fra-1", pop="fra", url="http://127.0.0.1:9081", token_hash="0" * 64)
+    from .test_fleet_api import edge_client, report
+
+    _, token = services.edge_register(name="edge-fra", pop="fra", url="http://127.0.0.1:9081")
+    client = edge_client(token)
     start = int(datetime.now(timezone.utc).timestamp()) // 60 * 60 - 120
-    report = {"requests": 3, "hits": 1, "misses": 2, "latency_ms_buckets": [3],
-              "signed_requests": {"K2JCJMDEHXQW5F": 2}}
-    assert services.stats_ingest(edge=edge, interval_start=start, distributions={created["id"]: report})
-    assert services.stats_ingest(edge=edge, interval_start=start + 10, distributions={created["id"]: report})
+    for offset in (0, 10):
+        signed = report(start + offset, created["id"], 3, 1)
+        signed["distributions"][created["id"]]["signed_requests"] = {"K2JCJMDEHXQW5F": 2}
+        assert client.post("/api/v1/edge/stats", signed, format="json").json() == {"accepted": True}
     stats = api.get(f"/api/v1/distributions/{created['id']}/stats/").json()
     assert stats["totals"]["requests"] == 6
     assert stats["totals"]["signed_requests"] == {"K2JCJMDEHXQW5F": 4}
+    assert stats["series"][0]["signed_requests"] == {"K2JCJMDEHXQW5F": 4}
+    bad = report(start + 20, created["id"], 3, 1)
+    bad["distributions"][created["id"]]["signed_requests"] = {"not-a-key": 1}
+    refused = client.post("/api/v1/edge/stats", bad, format="json")
+    assert refused.status_code == 400
+    assert "not a public key id" in str(refused.json())
