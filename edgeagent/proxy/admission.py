@@ -34,14 +34,10 @@ taken out of `Admission.query` here, so the cache key and the origin request nev
 
 from __future__ import annotations
 
-import logging
-
 from cdncontract.paths import PathError, normalise_path, split_target
 
 from .. import signedurls
 from ..config import Behavior, Distribution, EdgeConfig
-
-log = logging.getLogger("edgeagent.proxy")
 
 # Verdict kinds.
 ADMIT = 0  # serve it: from the cache when `cached`, else passed to the origin
@@ -130,7 +126,8 @@ def check_signed(route: Admission, host: str | None, target: str, cookie: str | 
     """The signature verdict for one request on a behavior that trusts key groups.
 
     `route` is `admit_route`'s verdict (ADMIT, `signed`); the answer is never memoisable.
-    A refusal is a 403 whose text says nothing of why; the reason goes to the edge log.
+    A refusal is a 403 whose text says nothing of why; `reason` says it, and `Proxy.handle`,
+    which answers every refusal (the fast path hands refused requests to it), logs it once.
     """
     behavior = route.behavior
     assert behavior is not None and behavior.signing is not None and route.dist is not None
@@ -143,8 +140,6 @@ def check_signed(route: Admission, host: str | None, target: str, cookie: str | 
     if verdict.ok:
         return Admission(ADMIT, route.dist, behavior, route.path, route.scheme, route.query, cached=route.cached,
                          memoisable=False, key_id=verdict.key_id)
-    log.info("signed request refused: %s %s%s (key %s, client %s): %s", route.dist.id, host or "", raw_path,
-             verdict.key_id or "-", client_ip or "-", verdict.reason)
     return Admission(
         FORBIDDEN, route.dist, behavior, route.path, route.scheme,
         status=403, text="403 Forbidden: access denied.", memoisable=False,

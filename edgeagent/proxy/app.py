@@ -107,6 +107,11 @@ class Proxy(HitPath):
         aborted = False
         try:
             if admission.kind != ADMIT:
+                if admission.reason:
+                    # A signed URL or cookie refused: the reason is for the operator, never the viewer.
+                    log.info("request %s refused: signed request for %s %s from %s (key %s): %s", req.request_id,
+                             dist.id, req.target.partition("?")[0], req.client_ip or "-", admission.key_id or "-",
+                             admission.reason)
                 await self._refuse(ctx, admission)
                 return
             try:

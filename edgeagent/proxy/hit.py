@@ -4,7 +4,7 @@
 answers a fresh memory hit with one `writelines` of the object's pre-serialised head (built
 once per stored object, respond.Heads), a per-request tail (Age, X-Request-Id) and the body.
 What it derives from the request line alone is memoised per (Host, target, Accept-Encoding,
-scheme, method) in a `Route`: the admission verdict (admission.admit, computed once per
+scheme, method) in a `Route`: the admission verdict (admission.admit_route, computed once per
 entry) and the cache key. The freshness verdict is policy.freshness, memoised per object
 for the rest of the second it was computed in. Anything else (conditionals, ranges, disk
 bodies, misses, refusals, error pages) returns False and runs in `Proxy.handle`.

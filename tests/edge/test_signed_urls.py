@@ -115,6 +115,11 @@ def refused(edge: Edge, target: str, reason: str, **kwargs: Any) -> None:
     while not any(reason in line for line in edge.log[before:]):
         assert time.monotonic() < deadline, f"no {reason!r} in the edge log: {edge.log[before:]}"
         time.sleep(0.02)
+    # One line per refusal, however many times the request was checked (fast path, then slow).
+    time.sleep(0.05)
+    lines = [line for line in edge.log[before:] if "refused: signed request" in line]
+    assert len(lines) == 1 and reason in lines[0], lines
+    assert answer.headers["x-request-id"] in lines[0]
 
 
 def test_a_canned_signed_url_passes_and_is_a_hit_the_second_time(signed_edge: Edge, origin: Origin) -> None:
