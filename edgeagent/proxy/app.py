@@ -109,6 +109,7 @@ class Proxy(HitPath):
             if admission.kind != ADMIT:
                 if admission.reason:
                     # A signed URL or cookie refused: the reason is for the operator, never the viewer.
+                    metrics.signed_refused += 1
                     log.info("request %s refused: signed request for %s %s from %s (key %s): %s", req.request_id,
                              dist.id, req.target.partition("?")[0], req.client_ip or "-", admission.key_id or "-",
                              admission.reason)

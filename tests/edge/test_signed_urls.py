@@ -185,6 +185,8 @@ def test_every_bad_signature_is_refused_with_its_reason_in_the_edge_log(signed_e
     assert signed_edge.get(canned("/other/a.txt", key_id=OTHER_ID)).status_code == 200
     refused(signed_edge, canned("/other/a.txt"), "key not in this behavior's trusted key groups")
     assert signed_edge.get("/public.txt").status_code == 200
+    metrics = signed_edge.admin("GET", "/metrics").text
+    assert f'edge_signed_refused_total{{distribution="{DIST_ID}"}} 10' in metrics
 
 
 def test_a_cached_object_is_never_served_without_a_valid_signature(signed_edge: Edge) -> None:
