@@ -195,8 +195,9 @@ class HitPath(Filling):
                 scheme, "HTTP/1.1" if version == "1.1" else protocol_version(version), round(taken, 3), route.uri_query,
                 headers.get("referer"), headers.get("user-agent"),
                 headers.get("cookie") if access_log.cookies else None, meta.content_type,
-                x_key_pair_id=key_id,
             )  # fmt: skip
+            if key_id is not None:
+                line.x_key_pair_id = key_id  # set apart: an unsigned hit builds the Line as before
             assert route.tail is not None
             route.tail.append(line)
             batch = access_log.batch
