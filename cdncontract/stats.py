@@ -13,6 +13,12 @@ COUNTER_NAMES = (
     "client_aborts", "lost_estimate",
 )  # fmt: skip
 
+# Requests admitted on a signed URL or signed cookies, per public key id (signed_urls.PUBLIC_KEY_ID):
+# an optional object beside the counters, left out when empty; at most this many keys per
+# distribution and report (a report holds only keys the distribution's behaviors trust).
+SIGNED_REQUESTS = "signed_requests"
+MAX_SIGNING_KEYS = 64
+
 # Upper bounds (inclusive) of the latency buckets, in ms; one more bucket takes the rest.
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1

@@ -28,9 +28,11 @@ from .models import (
     Distribution,
     EdgeNode,
     Invalidation,
+    KeyGroup,
     Origin,
     OriginGroup,
     OriginRequestPolicy,
+    PublicKey,
 )
 
 T = TypeVar("T")
@@ -228,7 +230,7 @@ class CacheBehaviorInline(admin.TabularInline):
     extra = 0
     ordering = ("position",)
     fields = ("position", "path_pattern", "target_origin_id", "viewer_protocol_policy", "allowed_methods",
-              "cached_methods", "cache_policy", "origin_request_policy", "compress")
+              "cached_methods", "cache_policy", "origin_request_policy", "compress", "trusted_key_groups")
 
 
 def _kept_forms(formset: Any) -> list[forms.ModelForm]:
@@ -251,7 +253,11 @@ def _distribution_input(form: Any, formsets: Any) -> dict[str, Any]:
     data["origins"] = [_values(f, PART_SKIP) for f in _kept_forms(by_model[Origin])]
     data["origin_groups"] = [_values(f, PART_SKIP) for f in _kept_forms(by_model[OriginGroup])]
     behaviors = sorted(_kept_forms(by_model[CacheBehavior]), key=lambda f: f.cleaned_data.get("position") or 0)
-    data["cache_behaviors"] = [_values(f, (*PART_SKIP, "position")) for f in behaviors]
+    data["cache_behaviors"] = [
+        _values(f, (*PART_SKIP, "position", "trusted_key_groups"))
+        | {"trusted_key_groups": list(f.cleaned_data.get("trusted_key_groups") or [])}
+        for f in behaviors
+    ]
     return data
 
 
@@ -337,6 +343,83 @@ class CachePolicyAdmin(_PolicyAdmin):
 @admin.register(OriginRequestPolicy)
 class OriginRequestPolicyAdmin(_PolicyAdmin):
     pass
+
+
+# ---- Signed URLs and cookies ----
+
+@admin.register(PublicKey)
+class PublicKeyAdmin(ServiceAdmin):
+    """Upload once; afterwards only the name and comment change. A key a group holds is not deletable."""
+
+    list_display = ("name", "id", "algorithm", "owner", "created_at")
+    search_fields = ("id", "name", "comment")
+    fields = ("id", "name", "comment", "owner", "encoded_key", "algorithm", "created_at")
+    readonly_fields = ("id", "algorithm", "created_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*self.readonly_fields, "encoded_key") if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.key_groups.exists())
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = _values(form)
+        if change:
+            stored = self.call(form, services.public_key_update, key=obj, data=data)
+        else:
+            data["owner"] = data.get("owner") or request.user
+            stored = self.call(form, services.public_key_create, user=request.user, data=data)
+        _become(obj, stored)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.public_key_delete(key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            try:
+                services.public_key_delete(key=obj)
+            except services.Conflict as exc:
+                self.message_user(request, exc.detail, messages.WARNING)
+
+
+@admin.register(KeyGroup)
+class KeyGroupAdmin(ServiceAdmin):
+    """1 to 5 public keys; a group a cache behavior trusts is not deletable."""
+
+    list_display = ("name", "id", "owner", "updated_at")
+    search_fields = ("id", "name", "comment")
+    fields = ("id", "name", "comment", "owner", "public_keys", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at")
+    filter_horizontal = ("public_keys",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.behaviors.exists())
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Nothing yet: the service writes the group and its keys together (`save_related`)."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        data = _values(form, skip=("public_keys",))
+        keys = list(form.cleaned_data.get("public_keys") or [])
+        if not 1 <= len(keys) <= 5:
+            raise _Refused({"public_keys": ["a key group holds 1 to 5 public keys"]})
+        data["public_keys"] = keys
+        if change:
+            stored = self.call(form, services.key_group_update, group=form.instance, user=request.user, data=data)
+        else:
+            data["owner"] = data.get("owner") or request.user
+            stored = self.call(form, services.key_group_create, user=request.user, data=data)
+        _become(form.instance, stored)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.key_group_delete(group=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            try:
+                services.key_group_delete(group=obj)
+            except services.Conflict as exc:
+                self.message_user(request, exc.detail, messages.WARNING)
 
 
 def _lines(text: str) -> list[str]:

@@ -15,19 +15,22 @@ from typing import Any
 from django.conf import settings
 
 from cdncontract.http import METHOD_LISTS
-from cdncontract.schema import SCHEMA_VERSION
+from cdncontract.schema import PLAIN_SCHEMA, SIGNED_URLS_SCHEMA
 
-from .models import CacheBehavior, CachePolicy, Distribution, Origin, OriginGroup, OriginRequestPolicy
+from .models import CacheBehavior, CachePolicy, Distribution, KeyGroup, Origin, OriginGroup, OriginRequestPolicy
 
 
 def compile_document(distributions: Iterable[Distribution], version: int) -> dict[str, Any]:
     """The fleet setting CDN_REFUSE_INTERNAL_ORIGINS travels in the document, so every edge enforces it."""
     enabled = sorted((d for d in distributions if d.enabled), key=lambda d: d.id)
+    compiled = [_distribution(d) for d in enabled]
+    # cdncontract.schema: private content needs an edge that reads it, or it is refused whole.
+    signed = any("trusted_key_groups" in b for d in compiled for b in d["cache_behaviors"])
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SIGNED_URLS_SCHEMA if signed else PLAIN_SCHEMA,
         "version": version,
         "refuse_internal_origins": bool(settings.CDN_REFUSE_INTERNAL_ORIGINS),
-        "distributions": [_distribution(d) for d in enabled],
+        "distributions": compiled,
     }
 
 
@@ -41,16 +44,22 @@ def canonical_json(document: dict[str, Any]) -> str:
 
 
 def _distribution(d: Distribution) -> dict[str, Any]:
-    return {
+    behaviors = _ordered_behaviors(d.cache_behaviors.all())
+    compiled = {
         "id": d.id,
         "domain_name": d.domain_name,
         "aliases": sorted(alias.name for alias in d.alias_set.all()),
         "default_root_object": d.default_root_object,
         "origins": [_origin(o) for o in sorted(d.origins.all(), key=lambda o: o.origin_id)],
         "origin_groups": [_group(g) for g in sorted(d.origin_groups.all(), key=lambda g: g.group_id)],
-        "cache_behaviors": [_behavior(b) for b in _ordered_behaviors(d.cache_behaviors.all())],
+        "cache_behaviors": [_behavior(b) for b in behaviors],
         "custom_error_responses": sorted(d.custom_error_responses, key=lambda e: e["error_code"]),
     }
+    # Signed URLs and cookies: only a distribution that has them carries the keys (schema 2).
+    keys = {k.id: k for b in behaviors for g in b.trusted_key_groups.all() for k in g.public_keys.all()}
+    if keys:
+        compiled["public_keys"] = [{"id": kid, "encoded_key": keys[kid].encoded_key} for kid in sorted(keys)]
+    return compiled
 
 
 def _ordered_behaviors(behaviors: Iterable[CacheBehavior]) -> list[CacheBehavior]:
@@ -108,8 +117,13 @@ def _group(g: OriginGroup) -> dict[str, Any]:
     }
 
 
+def _key_group(g: KeyGroup) -> dict[str, Any]:
+    return {"id": str(g.id), "public_key_ids": sorted(k.id for k in g.public_keys.all())}
+
+
 def _behavior(b: CacheBehavior) -> dict[str, Any]:
-    return {
+    groups = sorted(b.trusted_key_groups.all(), key=lambda g: str(g.id))
+    compiled = {
         "path_pattern": b.path_pattern,
         "target": b.target_origin_id,
         "viewer_protocol_policy": b.viewer_protocol_policy,
@@ -119,6 +133,9 @@ def _behavior(b: CacheBehavior) -> dict[str, Any]:
         "cache_policy": _cache_policy(b.cache_policy),
         "origin_request_policy": _origin_request_policy(b.origin_request_policy) if b.origin_request_policy else None,
     }
+    if groups:
+        compiled["trusted_key_groups"] = [_key_group(g) for g in groups]
+    return compiled
 
 
 def _cache_policy(p: CachePolicy) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import socket
 import string
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from cdncontract import addresses, headers, http, names, origin_tls, s3
+from cdncontract import addresses, headers, http, names, origin_tls, s3, signed_urls
 from cdncontract.errors import ContractError
 from cdncontract.stats import COUNTER_NAMES as COUNTERS  # the counter columns of TrafficStat, re-exported
 from cdncontract.stats import LATENCY_BOUNDS_MS
@@ -44,6 +45,10 @@ def new_invalidation_id() -> str:
 
 def new_etag() -> str:
     return new_public_id("E")
+
+
+def new_public_key_id() -> str:
+    return new_public_id("K")  # cdncontract.signed_urls.PUBLIC_KEY_ID
 
 
 # ---- Choices ----
@@ -207,6 +212,62 @@ class OriginRequestPolicy(_PolicyBase):
 
 
 MANAGED_POLICY_NAMES = frozenset({"CachingOptimized", "CachingDisabled", "AllViewer", "CORS-S3Origin"})
+
+
+# ---- Signed URLs and cookies: public keys and key groups ----
+
+class PublicKey(models.Model):
+    """A public key viewers' signed URLs and cookies are verified with (CloudFront's PublicKey).
+
+    Public, not a secret; checked at upload (cdncontract.signed_urls.check_public_key) and
+    immutable once stored, as CloudFront's: a new key is a new upload, so a signed URL
+    names the one key that can verify it.
+    """
+
+    id = models.CharField(primary_key=True, max_length=14, default=new_public_key_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="public_keys")
+    name = models.CharField(max_length=128)
+    comment = models.CharField(max_length=128, blank=True)
+    encoded_key = models.TextField(validators=[rules.validate_public_key],
+                                   help_text="PEM public key: RSA of at least 2048 bits, or EC P-256.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_public_key_name_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    def clean(self) -> None:
+        self.encoded_key = (self.encoded_key or "").strip() + "\n"
+
+    @property
+    def algorithm(self) -> str:
+        try:
+            return "ECDSA P-256" if signed_urls.check_public_key(self.encoded_key) == signed_urls.KIND_ECDSA \
+                else "RSA"
+        except ContractError:
+            return ""
+
+
+class KeyGroup(models.Model):
+    """Public keys a cache behavior trusts (CloudFront's KeyGroup): at most five."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="key_groups")
+    name = models.CharField(max_length=128)
+    comment = models.CharField(max_length=128, blank=True)
+    public_keys = models.ManyToManyField(PublicKey, related_name="key_groups")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_key_group_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 # ---- Distribution and its parts ----
@@ -487,6 +548,10 @@ class CacheBehavior(models.Model):
     origin_request_policy = models.ForeignKey(OriginRequestPolicy, on_delete=models.PROTECT, null=True, blank=True,
                                               related_name="behaviors")
     compress = models.BooleanField(default=False)
+    trusted_key_groups = models.ManyToManyField(
+        KeyGroup, blank=True, related_name="behaviors",
+        help_text="Signed URLs and cookies: when any are listed, every request needs a signature by one of "
+                  "their keys.")
 
     class Meta:
         ordering = ("position", "id")
@@ -688,6 +753,8 @@ class TrafficStat(models.Model):
     client_aborts = models.BigIntegerField(default=0)  # viewer left before the last byte: in no status class
     lost_estimate = models.BigIntegerField(default=0)  # the edge's own estimate after a stop without saving
     latency_ms_buckets = models.JSONField(default=list)
+    # Requests admitted by a signed URL or cookie, per public key id (cdncontract.stats.SIGNED_REQUESTS).
+    signed_requests = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("period_start",)

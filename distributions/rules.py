@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from cdncontract import headers, http, names, paths, ttl
+from cdncontract import headers, http, names, paths, signed_urls, ttl
 from cdncontract.errors import ContractError
 
 T = TypeVar("T")
@@ -45,6 +45,7 @@ validate_path_pattern = _django(paths.check_path_pattern)
 validate_default_root_object = _django(paths.check_default_root_object)
 validate_failover_codes = _django(http.check_failover_codes)
 validate_origin_id = _django(names.check_origin_id)
+validate_public_key = _django(signed_urls.check_public_key)
 
 
 def validate_name_list(behavior: str, names: Sequence[Any], *, kind: str, lower: bool = False) -> list[str]:

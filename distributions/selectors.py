@@ -19,7 +19,9 @@ from .models import (
     Distribution,
     EdgeNode,
     Invalidation,
+    KeyGroup,
     OriginRequestPolicy,
+    PublicKey,
     Status,
     TrafficStat,
 )
@@ -33,14 +35,16 @@ def _is_staff(user: User) -> bool:
 
 def distribution_list(user: User) -> QuerySet[Distribution]:
     qs = Distribution.objects.select_related("owner").prefetch_related(
-        "alias_set", "origins", "origin_groups", "cache_behaviors__cache_policy", "cache_behaviors__origin_request_policy"
+        "alias_set", "origins", "origin_groups", "cache_behaviors__cache_policy", "cache_behaviors__origin_request_policy",
+        "cache_behaviors__trusted_key_groups",
     )
     return qs if _is_staff(user) else qs.filter(owner=user)
 
 
 def distributions_for_compile() -> QuerySet[Distribution]:
     return Distribution.objects.filter(enabled=True).prefetch_related(
-        "alias_set", "origins", "origin_groups", "cache_behaviors__cache_policy", "cache_behaviors__origin_request_policy"
+        "alias_set", "origins", "origin_groups", "cache_behaviors__cache_policy", "cache_behaviors__origin_request_policy",
+        "cache_behaviors__trusted_key_groups__public_keys",
     )
 
 
@@ -52,6 +56,17 @@ def cache_policy_list(user: User) -> QuerySet[CachePolicy]:
 def origin_request_policy_list(user: User) -> QuerySet[OriginRequestPolicy]:
     qs = OriginRequestPolicy.objects.all()
     return qs if _is_staff(user) else qs.filter(Q(managed=True) | Q(owner=user))
+
+
+def public_key_list(user: User) -> QuerySet[PublicKey]:
+    """Public keys the user may see and use: their own (staff: all), like distributions."""
+    qs = PublicKey.objects.select_related("owner").prefetch_related("key_groups")
+    return qs if _is_staff(user) else qs.filter(owner=user)
+
+
+def key_group_list(user: User) -> QuerySet[KeyGroup]:
+    qs = KeyGroup.objects.select_related("owner").prefetch_related("public_keys")
+    return qs if _is_staff(user) else qs.filter(owner=user)
 
 
 def invalidation_list(distribution: Distribution) -> QuerySet[Invalidation]:
@@ -177,6 +192,10 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         for i, count in enumerate(row["latency_ms_buckets"][: len(buckets)]):
             buckets[i] += count
+    signed: dict[str, int] = {}
+    for row in rows:
+        for key_id, count in (row.get("signed_requests") or {}).items():
+            signed[key_id] = signed.get(key_id, 0) + count
     requests = totals["requests"]
     totals.update(
         hit_ratio=round(totals["hits"] / requests, 4) if requests else None,
@@ -185,6 +204,7 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         latency_p50_ms=_percentile(buckets, 0.50),
         latency_p95_ms=_percentile(buckets, 0.95),
         latency_ms_buckets=buckets,
+        signed_requests=dict(sorted(signed.items())),
     )
     return totals
 
@@ -194,7 +214,7 @@ def traffic_stats(distribution_ids: list[str], *, start: datetime, end: datetime
         TrafficStat.objects.filter(distribution_id__in=distribution_ids, resolution=interval,
                                    period_start__gte=start, period_start__lt=end)
         .order_by("period_start")
-        .values("period_start", "latency_ms_buckets", *COUNTERS)
+        .values("period_start", "latency_ms_buckets", "signed_requests", *COUNTERS)
     )
     by_period: dict[datetime, list[dict[str, Any]]] = {}
     for row in rows:

@@ -61,6 +61,8 @@ class Line(msgspec.Struct, omit_defaults=True, gc=False):
     sc_range_end: int | None = msgspec.field(default=None, name="sc-range-end")
     origin_fbl: float | None = msgspec.field(default=None, name="origin-fbl")
     origin_lbl: float | None = msgspec.field(default=None, name="origin-lbl")
+    # Signed URLs and cookies: the public key id of the signature (passed by keyword, last).
+    x_key_pair_id: str | None = msgspec.field(default=None, name="x-key-pair-id")
 
 
 class _Fixed(msgspec.Struct, omit_defaults=True, gc=False):

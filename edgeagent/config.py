@@ -17,8 +17,11 @@ from cryptography.fernet import Fernet
 
 from cdncontract import cache_key, headers, http, names, origin_tls, paths, sealing, ttl
 from cdncontract import s3 as s3_rules
+from cdncontract import signed_urls
 from cdncontract.errors import ContractError
 from cdncontract.schema import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
+
+from .signedurls import Signing, TrustedKey, trusted_key
 
 
 class ConfigError(ValueError):
@@ -204,6 +207,9 @@ class Behavior:
     failover_status_codes: frozenset[int]
     matches: Callable[[str], bool] = field(compare=False, repr=False)
     allow_header: str = ""
+    # Signed URLs and cookies (signedurls.py): None serves anyone; otherwise every request
+    # needs a signature by a key of the behavior's trusted key groups.
+    signing: Signing | None = None
     # Viewer header names an allowlist-style forwarding sends to the origin: the cache
     # key's plus the origin request policy's allowlist, sorted once here.
     origin_header_names: tuple[str, ...] = field(init=False, compare=False, repr=False)
@@ -543,6 +549,8 @@ def _parse_distribution(raw: object, path: str, opener: Fernet | None) -> Distri
             raise ConfigError(f"{gpath}.id", f"duplicate origin or group id {group.id}")
         groups[group.id] = group
 
+    public_keys = _parse_public_keys(d, path)
+
     behaviors_raw = _list(d, "cache_behaviors", path)
     if not behaviors_raw:
         raise ConfigError(f"{path}.cache_behaviors", "must contain the default behavior '*'")
@@ -550,7 +558,7 @@ def _parse_distribution(raw: object, path: str, opener: Fernet | None) -> Distri
     last = len(behaviors_raw) - 1
     for j, b in enumerate(behaviors_raw):
         bpath = f"{path}.cache_behaviors[{j}]"
-        behavior = _parse_behavior(b, bpath, j, origins, groups)
+        behavior = _parse_behavior(b, bpath, j, origins, groups, public_keys)
         if j == last and behavior.path_pattern != "*":
             raise ConfigError(f"{bpath}.path_pattern", "the last behavior must have pattern '*'")
         if j != last and behavior.path_pattern == "*":
@@ -798,8 +806,48 @@ def _method_list(b: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _parse_public_keys(d: dict[str, Any], path: str) -> dict[str, TrustedKey]:
+    """The distribution's public keys (optional: documents before signed URLs have none)."""
+    keys: dict[str, TrustedKey] = {}
+    for j, raw in enumerate(_list(d, "public_keys", path) if "public_keys" in d else []):
+        kpath = f"{path}.public_keys[{j}]"
+        k = _obj(raw, kpath)
+        kid = _str(k, "id", kpath)
+        _contract(f"{kpath}.id", signed_urls.check_public_key_id, kid)
+        if kid in keys:
+            raise ConfigError(f"{kpath}.id", f"duplicate public key id {kid}")
+        pem = _str(k, "encoded_key", kpath)
+        keys[kid] = _contract(f"{kpath}.encoded_key", trusted_key, kid, pem)
+    return keys
+
+
+def _parse_signing(b: dict[str, Any], path: str, public_keys: dict[str, TrustedKey]) -> Signing | None:
+    """The behavior's trusted key groups; none (or an empty list) serves anyone."""
+    raw_groups = _list(b, "trusted_key_groups", path) if "trusted_key_groups" in b else []
+    if not raw_groups:
+        return None
+    _contract(f"{path}.trusted_key_groups", signed_urls.check_trusted_key_groups, len(raw_groups))
+    trusted: dict[str, TrustedKey] = {}
+    seen: set[str] = set()
+    for j, raw in enumerate(raw_groups):
+        gpath = f"{path}.trusted_key_groups[{j}]"
+        g = _obj(raw, gpath)
+        gid = _str(g, "id", gpath)
+        _contract(f"{gpath}.id", signed_urls.check_key_group_id, gid)
+        if gid in seen:
+            raise ConfigError(f"{gpath}.id", f"duplicate key group {gid}")
+        seen.add(gid)
+        ids = _list(g, "public_key_ids", gpath)
+        _contract(f"{gpath}.public_key_ids", signed_urls.check_group_keys, len(ids))
+        for i, kid in enumerate(ids):
+            if not isinstance(kid, str) or kid not in public_keys:
+                raise ConfigError(f"{gpath}.public_key_ids[{i}]", f"unknown public key {kid!r}")
+            trusted[kid] = public_keys[kid]
+    return Signing(trusted=trusted, known=frozenset(public_keys))
+
+
 def _parse_behavior(raw: object, path: str, index: int, origins: dict[str, Origin],
-                    groups: dict[str, OriginGroup]) -> Behavior:
+                    groups: dict[str, OriginGroup], public_keys: dict[str, TrustedKey] | None = None) -> Behavior:
     b = _obj(raw, path)
     pattern = _str(b, "path_pattern", path, nonempty=True)
     _contract(f"{path}.path_pattern", paths.check_path_pattern, pattern)
@@ -837,6 +885,7 @@ def _parse_behavior(raw: object, path: str, index: int, origins: dict[str, Origi
         failover_status_codes=failover,
         matches=compile_glob(pattern),
         allow_header=", ".join(allowed),
+        signing=_parse_signing(b, path, public_keys or {}),
     )
 
 

@@ -21,6 +21,7 @@ from cdncontract import http as http_rules
 from cdncontract import ttl as ttl_rules
 from cdncontract.headers import CONNECTION_DERIVED, HOP_BY_HOP, KEY_ONLY, never_forwarded
 from edgeagent.config import Behavior, CachePolicy, Distribution, ErrorResponse, NameSelector, Origin, compile_glob
+from edgeagent.signedurls import without_signing_cookies
 
 _MEMO_LIMIT = 1024
 
@@ -100,6 +101,8 @@ def cache_key(dist: Distribution, behavior: Behavior, method: str, path: str, qu
         key += key_format.HEADERS + key_format.HEADER_JOIN.join(parts)
     if policy.cookies_in_key:
         cookie = headers.get("cookie")
+        if cookie and behavior.signing is not None:
+            cookie = without_signing_cookies(cookie)  # the signing cookies are the edge's alone
         if cookie:
             selected = key_cookies(policy, cookie)
             if selected:
@@ -272,6 +275,8 @@ def origin_query(behavior: Behavior, query: str) -> str:
 
 
 def origin_cookies(behavior: Behavior, cookie_header: str | None) -> str:
+    if cookie_header and behavior.signing is not None:
+        cookie_header = without_signing_cookies(cookie_header)  # the signing cookies never reach the origin
     if not cookie_header:
         return ""
     cp = behavior.cache_policy.cookies

@@ -38,6 +38,7 @@ class DistributionMetrics:
         "origin_bytes",
         "collapsed",
         "stale_served",
+        "signed_refused",
     )
 
     def __init__(self) -> None:
@@ -56,6 +57,7 @@ class DistributionMetrics:
         self.origin_bytes = 0
         self.collapsed = 0
         self.stale_served = 0
+        self.signed_refused = 0
 
     def count_status(self, status: int) -> None:
         if status < 300:
@@ -177,6 +179,13 @@ def render(
         "counter",
         "Stale objects served (stale-while-revalidate, stale-if-error, origin down).",
         per_dist("stale_served"),
+    )
+    _family(
+        lines,
+        "edge_signed_refused_total",
+        "counter",
+        "Requests refused (403) on a behavior that trusts key groups: no valid signed URL or cookie.",
+        per_dist("signed_refused"),
     )
     _family(lines, "edge_connections_open", "gauge", "Open viewer connections.", [("", metrics.connections_open)])
     _family(lines, "edge_connections_total", "counter", "Viewer connections accepted.", [("", metrics.connections_total)])

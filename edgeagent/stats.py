@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cdncontract.stats import COUNTER_NAMES, LATENCY_BOUNDS_MS, LATENCY_BUCKETS, STATS_CHECKPOINT_SECONDS, interval_start
+from cdncontract.stats import (COUNTER_NAMES, LATENCY_BOUNDS_MS, LATENCY_BUCKETS, SIGNED_REQUESTS,
+                               STATS_CHECKPOINT_SECONDS, interval_start)
 from cdncontract.stats import STATS_INTERVAL_SECONDS as INTERVAL_SECONDS
 
 from .files import write_atomically
@@ -62,7 +63,8 @@ class Counters:
     reference to it (next to its routing memo) and skip the lookup by distribution id.
     """
 
-    __slots__ = ("requests", "outcomes", "bytes_out", "bytes_in", "statuses", "latency", "fast_hits", "lost_estimate")
+    __slots__ = ("requests", "outcomes", "bytes_out", "bytes_in", "statuses", "latency", "fast_hits", "lost_estimate",
+                 "signed_requests")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -76,6 +78,12 @@ class Counters:
         # Fast-path hits by status // 100, folded into the other counters only when read.
         self.fast_hits = [0] * 10
         self.lost_estimate = 0
+        # Requests admitted by a signature, per public key id (signed URLs and cookies).
+        self.signed_requests: dict[str, int] = {}
+
+    def signed(self, key_id: str) -> None:
+        """One request admitted on a signature by `key_id` (counted as a request by `count` or `fast_hit`)."""
+        self.signed_requests[key_id] = self.signed_requests.get(key_id, 0) + 1
 
     def count(self, status: int, outcome: int, bytes_out: int, seconds: float) -> None:
         """One finished response; `seconds` is the time to its last byte."""
@@ -109,13 +117,14 @@ class Counters:
         self.latency[:] = [0] * LATENCY_BUCKETS
         self.fast_hits[:] = [0] * 10
         self.lost_estimate = 0
+        self.signed_requests = {}
 
     def as_report(self) -> dict[str, Any]:
         fast = self.fast_hits
         fast_total = sum(fast)
         statuses = [a + b for a, b in zip(self.statuses, fast)]
         outcomes = self.outcomes
-        return {
+        report: dict[str, Any] = {
             "requests": self.requests + fast_total,
             "hits": outcomes[HIT] + fast_total,
             "misses": outcomes[MISS],
@@ -130,6 +139,9 @@ class Counters:
             "lost_estimate": self.lost_estimate,
             "latency_ms_buckets": list(self.latency),
         }
+        if self.signed_requests:
+            report[SIGNED_REQUESTS] = dict(sorted(self.signed_requests.items()))
+        return report
 
 
 def merge_reports(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
@@ -142,10 +154,16 @@ def merge_reports(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]
             dists[dist_id] = {name: counts.get(name, 0) for name in COUNTER_NAMES} | {
                 "latency_ms_buckets": list(counts["latency_ms_buckets"])
             }
+            if counts.get(SIGNED_REQUESTS):
+                dists[dist_id][SIGNED_REQUESTS] = dict(counts[SIGNED_REQUESTS])
             continue
         for name in COUNTER_NAMES:
             mine[name] = mine.get(name, 0) + counts.get(name, 0)
         mine["latency_ms_buckets"] = [a + b for a, b in zip(mine["latency_ms_buckets"], counts["latency_ms_buckets"])]
+        if counts.get(SIGNED_REQUESTS):
+            signed = mine.setdefault(SIGNED_REQUESTS, {})
+            for key_id, n in counts[SIGNED_REQUESTS].items():
+                signed[key_id] = signed.get(key_id, 0) + n
     return into
 
 
@@ -281,6 +299,10 @@ class StatsCollector:
         if counters is None:
             counters = self._counters[distribution_id] = Counters()
         counters.bytes_in += size
+
+    def count_signed(self, distribution_id: str, key_id: str) -> None:
+        """A request admitted on a signature by `key_id` (signed URLs and cookies)."""
+        self.counters(distribution_id).signed(key_id)
 
     def rotate(self, now: float | None = None) -> dict[str, Any] | None:
         """Close the current interval once `now` is past it; returns the closed report."""

@@ -11,7 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdncontract.limits import CLOCK_SKEW_SECONDS, MAX_DB_INTEGER
-from cdncontract.stats import COUNTER_NAMES, LATENCY_BUCKETS, MAX_STATS_COUNTER, STATS_INTERVALS
+from cdncontract.signed_urls import PUBLIC_KEY_ID
+from cdncontract.stats import (COUNTER_NAMES, LATENCY_BUCKETS, MAX_SIGNING_KEYS, MAX_STATS_COUNTER, SIGNED_REQUESTS,
+                               STATS_INTERVALS)
 
 from .. import crypto, selectors, services
 from ..models import EdgeNode
@@ -93,7 +95,16 @@ class DistributionCountersSerializer(serializers.Serializer):
             name: _counter() if name == "requests" else _counter(default=0) for name in COUNTER_NAMES}
         fields["latency_ms_buckets"] = serializers.ListField(child=_counter(), max_length=LATENCY_BUCKETS,
                                                              default=list)
+        fields[SIGNED_REQUESTS] = serializers.DictField(child=_counter(), required=False, default=dict)
         return fields
+
+    def validate_signed_requests(self, value: dict[str, int]) -> dict[str, int]:
+        if len(value) > MAX_SIGNING_KEYS:
+            raise serializers.ValidationError(f"at most {MAX_SIGNING_KEYS} public keys")
+        for key_id in value:
+            if not PUBLIC_KEY_ID.fullmatch(key_id):
+                raise serializers.ValidationError(f"{key_id[:32]!r} is not a public key id")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["hits"] + attrs["misses"] > attrs["requests"]:

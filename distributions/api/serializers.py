@@ -12,6 +12,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cdncontract import signed_urls
+from cdncontract.errors import ContractError
 from cdncontract.paths import MAX_PATH, MAX_TAG
 
 from .. import rules, selectors
@@ -26,10 +28,12 @@ from ..models import (
     Distribution,
     EdgeNode,
     Invalidation,
+    KeyGroup,
     ListBehavior,
     Origin,
     OriginGroup,
     OriginRequestPolicy,
+    PublicKey,
 )
 
 
@@ -151,6 +155,101 @@ class PolicyRefField(serializers.Field):
         return found
 
 
+# ---- Signed URLs and cookies: public keys and key groups ----
+
+class PublicKeySerializer(serializers.ModelSerializer):
+    """A public key; `encoded_key` is set once, at upload (a new key is a new upload)."""
+
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    algorithm = serializers.CharField(read_only=True, help_text="RSA or ECDSA P-256")
+    key_groups = serializers.SerializerMethodField()
+    encoded_key = serializers.CharField(trim_whitespace=False, max_length=signed_urls.MAX_PUBLIC_KEY_PEM,
+                                        help_text="PEM public key: RSA of at least 2048 bits, or EC P-256.")
+
+    class Meta:
+        model = PublicKey
+        fields = ("id", "name", "comment", "encoded_key", "algorithm", "owner", "key_groups", "created_at")
+        read_only_fields = ("id", "created_at")
+        validators: list[Any] = []
+
+    def get_key_groups(self, key: PublicKey) -> list[str]:
+        return sorted(str(g.id) for g in key.key_groups.all())
+
+    def validate_encoded_key(self, value: str) -> str:
+        try:
+            signed_urls.check_public_key(value)
+        except ContractError as exc:
+            raise serializers.ValidationError(f"encoded_key {exc.problem}") from exc
+        return value.strip() + "\n"
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class PublicKeyRefField(serializers.Field):
+    """A public key the user may use, by id."""
+
+    def to_representation(self, value: Any) -> str:
+        return str(value.pk)
+
+    def to_internal_value(self, data: Any) -> PublicKey:
+        if not isinstance(data, str) or not signed_urls.PUBLIC_KEY_ID.fullmatch(data):
+            raise serializers.ValidationError("give a public key id (K followed by 13 uppercase letters or digits)")
+        found = selectors.public_key_list(self.context["request"].user).filter(pk=data).first()
+        if found is None:
+            raise serializers.ValidationError(f"there is no public key {data} that you can use")
+        return found
+
+
+class PublicKeyListField(serializers.ListField):
+    def get_attribute(self, instance: Any) -> list[PublicKey]:
+        return sorted(instance.public_keys.all(), key=lambda k: k.pk)
+
+
+class KeyGroupSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    public_keys = PublicKeyListField(child=PublicKeyRefField(), min_length=1,
+                                        max_length=signed_urls.MAX_KEYS_PER_GROUP,
+                                        help_text="Ids of public keys, 1 to 5.")
+
+    class Meta:
+        model = KeyGroup
+        fields = ("id", "name", "comment", "public_keys", "owner", "created_at", "updated_at")
+        read_only_fields = ("id", "created_at", "updated_at")
+        validators: list[Any] = []
+
+    def validate_public_keys(self, value: list[PublicKey]) -> list[PublicKey]:
+        ids = [k.pk for k in value]
+        if len(set(ids)) != len(ids):
+            raise serializers.ValidationError("a public key is listed twice")
+        return value
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class KeyGroupRefField(serializers.Field):
+    """A key group the user may use, by id."""
+
+    def to_representation(self, value: Any) -> str:
+        return str(value.pk)
+
+    def to_internal_value(self, data: Any) -> KeyGroup:
+        try:
+            group_id = uuid.UUID(data) if isinstance(data, str) else None
+        except ValueError:
+            group_id = None
+        if group_id is None:
+            raise serializers.ValidationError("give a key group id (a UUID)")
+        found = selectors.key_group_list(self.context["request"].user).filter(pk=group_id).first()
+        if found is None:
+            raise serializers.ValidationError(f"there is no key group {data} that you can use")
+        return found
+
+
+class KeyGroupListField(serializers.ListField):
+    """A behavior's trusted key groups: ids in, ids out (sorted)."""
+
+    def get_attribute(self, instance: Any) -> list[KeyGroup]:
+        return sorted(instance.trusted_key_groups.all(), key=lambda g: str(g.pk))
+
+
 # ---- Distribution and its inline parts ----
 
 def _model_fields_from(attrs: dict[str, Any], instance: models.Model) -> dict[str, Any]:
@@ -243,16 +342,26 @@ class CacheBehaviorSerializer(serializers.ModelSerializer):
     origin_request_policy = PolicyRefField(OriginRequestPolicy, required=False, allow_null=True, default=None)
     origin_request_policy_name = serializers.CharField(source="origin_request_policy.name", read_only=True,
                                                        allow_null=True)
+    trusted_key_groups = KeyGroupListField(
+        child=KeyGroupRefField(), required=False, default=list, max_length=signed_urls.MAX_GROUPS_PER_BEHAVIOR,
+        help_text="Signed URLs and cookies: key group ids (at most 4); when any are listed, every request on the "
+                  "behavior needs a signature by one of their keys.")
 
     class Meta:
         model = CacheBehavior
         fields = ("path_pattern", "target_origin_id", "viewer_protocol_policy", "allowed_methods", "cached_methods",
                   "cache_policy", "cache_policy_name", "origin_request_policy", "origin_request_policy_name",
-                  "compress")
+                  "compress", "trusted_key_groups")
         validators: list[Any] = []
 
+    def validate_trusted_key_groups(self, value: list[KeyGroup]) -> list[KeyGroup]:
+        ids = [g.pk for g in value]
+        if len(set(ids)) != len(ids):
+            raise serializers.ValidationError("a key group is listed twice")
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        instance = CacheBehavior(**attrs)
+        instance = CacheBehavior(**{k: v for k, v in attrs.items() if k != "trusted_key_groups"})
         clean_model(instance, exclude=["distribution", "position"])
         return attrs
 

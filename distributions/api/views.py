@@ -28,7 +28,7 @@ from cdncontract.names import EDGE_NAME
 from controlplane import login
 
 from .. import crypto, history, selectors, services
-from ..models import CachePolicy, ConfigVersion, Distribution, EdgeNode, OriginRequestPolicy
+from ..models import CachePolicy, ConfigVersion, Distribution, EdgeNode, KeyGroup, OriginRequestPolicy, PublicKey
 from .errors import PreconditionFailed, PreconditionRequired
 from .schema import ConflictSerializer, ErrorSerializer
 from .serializers import (
@@ -42,7 +42,9 @@ from .serializers import (
     EdgeRegistrationSerializer,
     EdgeUpdateSerializer,
     InvalidationSerializer,
+    KeyGroupSerializer,
     OriginRequestPolicySerializer,
+    PublicKeySerializer,
     RollbackSerializer,
 )
 
@@ -351,6 +353,55 @@ class OriginRequestPolicyViewSet(_PolicyViewSet):
 
     def get_queryset(self) -> Any:
         return selectors.origin_request_policy_list(self.request.user).select_related("owner")
+
+
+CONFLICT = {409: OpenApiResponse(ConflictSerializer, description="in use: a key group holds the key, or a cache "
+                                                                 "behavior trusts the group")}
+
+
+@extend_schema_view(destroy=extend_schema(responses={204: None, **CONFLICT}),
+                    update=extend_schema(responses={200: PublicKeySerializer, **CONFLICT}),
+                    partial_update=extend_schema(responses={200: PublicKeySerializer, **CONFLICT}))
+class PublicKeyViewSet(viewsets.ModelViewSet):
+    """Public keys for signed URLs and cookies (CloudFront's PublicKey): RSA 2048+ or EC P-256, PEM.
+    Only the name and comment change after upload; a key a key group holds cannot be deleted."""
+
+    serializer_class = PublicKeySerializer
+    lookup_value_regex = "K[A-Z0-9]{13}"
+
+    def get_queryset(self) -> Any:
+        return selectors.public_key_list(self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.public_key_create(user=self.request.user, data=serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.public_key_update(key=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance: PublicKey) -> None:
+        services.public_key_delete(key=instance)
+
+
+@extend_schema_view(destroy=extend_schema(responses={204: None, **CONFLICT}))
+class KeyGroupViewSet(viewsets.ModelViewSet):
+    """Key groups (CloudFront's KeyGroup): 1 to 5 public keys a cache behavior trusts. A change
+    republishes the distributions that trust it; a group a behavior trusts cannot be deleted."""
+
+    serializer_class = KeyGroupSerializer
+    lookup_value_regex = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+    def get_queryset(self) -> Any:
+        return selectors.key_group_list(self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.key_group_create(user=self.request.user, data=serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.key_group_update(group=serializer.instance, user=self.request.user,
+                                                        data=serializer.validated_data)
+
+    def perform_destroy(self, instance: KeyGroup) -> None:
+        services.key_group_delete(group=instance)
 
 
 @extend_schema(parameters=[OpenApiParameter("distribution_id", str, OpenApiParameter.PATH,

@@ -2,7 +2,7 @@
 (`services.distribution_create(...)`); the modules hold them:
 
 - `publishing`: config versions, published after the surrounding transaction commits
-- `distributions`, `policies`, `invalidations`: what users change
+- `distributions`, `policies`, `keys`, `invalidations`: what users change
 - `edges`: registration, heartbeats, push outcomes, health
 - `stats`: traffic reports from the edges and their retention
 - `secrets`: re-encryption of the secrets at rest under the current key
@@ -36,6 +36,14 @@ from .invalidations import (
     invalidation_message,
     invalidations_check_complete,
     pending_invalidations,
+)
+from .keys import (
+    key_group_create,
+    key_group_delete,
+    key_group_update,
+    public_key_create,
+    public_key_delete,
+    public_key_update,
 )
 from .policies import policy_check_writable, policy_create, policy_delete, policy_is_writable, policy_update
 from .publishing import config_changed, config_version_publish, version_published_hooks
@@ -72,12 +80,18 @@ __all__ = [
     "invalidation_created_hooks",
     "invalidation_message",
     "invalidations_check_complete",
+    "key_group_create",
+    "key_group_delete",
+    "key_group_update",
     "pending_invalidations",
     "policy_check_writable",
     "policy_create",
     "policy_delete",
     "policy_is_writable",
     "policy_update",
+    "public_key_create",
+    "public_key_delete",
+    "public_key_update",
     "secrets_reencrypt",
     "stats_ingest",
     "stats_prune",

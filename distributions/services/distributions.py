@@ -59,7 +59,11 @@ def _write_children(distribution: Distribution, data: dict[str, Any]) -> None:
     if "cache_behaviors" in data:
         distribution.cache_behaviors.all().delete()
         for position, item in enumerate(data["cache_behaviors"]):
-            CacheBehavior.objects.create(distribution=distribution, position=position, **item)
+            fields = dict(item)
+            groups = fields.pop("trusted_key_groups", [])
+            behavior = CacheBehavior.objects.create(distribution=distribution, position=position, **fields)
+            if groups:
+                behavior.trusted_key_groups.set(groups)
 
 
 SCALAR_FIELDS = ("comment", "enabled", "default_root_object", "custom_error_responses")

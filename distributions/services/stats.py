@@ -9,6 +9,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from cdncontract.stats import SIGNED_REQUESTS
+
 from ..models import COUNTERS, LATENCY_BUCKETS_MS, Distribution, EdgeNode, StatsReceipt, TrafficStat
 
 
@@ -24,6 +26,12 @@ def _add_to_row(*, distribution_id: str, edge: EdgeNode, resolution: str, period
     for name in COUNTERS:
         setattr(row, name, getattr(row, name) + int(counters.get(name, 0)))
     row.latency_ms_buckets = _bucket_sum(list(row.latency_ms_buckets), list(counters.get("latency_ms_buckets", [])))
+    signed = counters.get(SIGNED_REQUESTS)
+    if signed:
+        merged = dict(row.signed_requests or {})
+        for key_id, count in signed.items():
+            merged[key_id] = merged.get(key_id, 0) + int(count)
+        row.signed_requests = dict(sorted(merged.items()))
     row.save()
 
 

@@ -14,13 +14,19 @@ Both paths use it, so a rule written here cannot miss cached hits:
 - the slow path (`Proxy.handle`) calls it for every request it takes and answers a
   refusal from the verdict (`Admission.status`, `text`, `location`, `allow`).
 
-Access checks to come (WAF rules, signed URLs and cookies, geo restriction, TLS-only
-behaviors) belong in `_access_checks`, after the distribution and behavior are known and
-before the method verdict. A check that reads only the arguments of `admit` is memoised
-with the verdict for free. A check that needs more of the request (cookies, the client's
-address) must take it as a new argument of `admit`, and that input must join the memo key
-in `hit.py` (or the check must return a verdict with `memoisable=False`, which the fast path
-never serves from the memo): then no hit can skip it.
+Access checks (WAF rules, signed URLs and cookies, geo restriction, TLS-only behaviors)
+belong in `_access_checks`, after the distribution and behavior are known and before the
+method verdict. A check that reads only the arguments of `admit_route` is memoised with the
+verdict for free. A check that needs more of the request (cookies, the client's address,
+the time) takes it as an argument of `admit` and runs after `admit_route`, and the fast path
+must either key its memo on that input or run the check again for every request.
+
+Signed URLs and cookies are the second kind (signedurls.py): their verdict depends on the
+query, the cookies, the clock and the client's address. `admit_route` gives a behavior that
+trusts key groups a verdict with `signed=True`, which the fast path never serves from its
+memo as it is: for every request it calls `check_signed` (the same function `admit` calls
+for the slow path), and serves the hit only when that admits it. The signing parameters are
+taken out of `Admission.query` here, so the cache key and the origin request never see them.
 
 `viewer_scheme()` is the one place the viewer's scheme is decided: the listener's scheme
 (`HttpConnection.scheme`), or `X-Forwarded-Proto: https` when the operator trusts it.
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 from cdncontract.paths import PathError, normalise_path, split_target
 
+from .. import signedurls
 from ..config import Behavior, Distribution, EdgeConfig
 
 # Verdict kinds.
@@ -44,7 +51,7 @@ class Admission:
     """The verdict of `admit` for one request (shared by every request of a memo entry)."""
 
     __slots__ = ("kind", "dist", "behavior", "path", "scheme", "query", "cached", "status", "text", "location", "allow",
-                 "memoisable")  # fmt: skip
+                 "memoisable", "signed", "key_id", "reason")  # fmt: skip
 
     def __init__(
         self,
@@ -60,6 +67,9 @@ class Admission:
         location: str | None = None,
         allow: str | None = None,
         memoisable: bool = True,
+        signed: bool = False,
+        key_id: str | None = None,
+        reason: str = "",
     ) -> None:
         self.kind = kind
         self.dist = dist
@@ -78,6 +88,13 @@ class Admission:
         self.location = location
         self.allow = allow
         self.memoisable = memoisable
+        # ADMIT before the signature check of a behavior that trusts key groups: only
+        # `check_signed` may let such a request in (see the module docstring).
+        self.signed = signed
+        # The key that signed an admitted request (access log, stats); the refused one's, if any.
+        self.key_id = key_id
+        # Why a signed request was refused: for the edge log, never for the viewer.
+        self.reason = reason
 
 
 def viewer_scheme(listener_scheme: str, headers: dict[str, str], trust_forwarded_proto: bool) -> str:
@@ -87,8 +104,51 @@ def viewer_scheme(listener_scheme: str, headers: dict[str, str], trust_forwarded
     return listener_scheme
 
 
-def admit(config: EdgeConfig | None, scheme: str, method: str, host: str | None, target: str) -> Admission:
+def admit(
+    config: EdgeConfig | None,
+    scheme: str,
+    method: str,
+    host: str | None,
+    target: str,
+    cookie: str | None = None,
+    client_ip: str = "",
+    now: float = 0.0,
+) -> Admission:
     """Decide, before the cache is asked, who serves this request and whether it may be served."""
+    verdict = admit_route(config, scheme, method, host, target)
+    if verdict.signed:
+        return check_signed(verdict, host, target, cookie, client_ip, now)
+    return verdict
+
+
+def check_signed(route: Admission, host: str | None, target: str, cookie: str | None, client_ip: str,
+                 now: float) -> Admission:
+    """The signature verdict for one request on a behavior that trusts key groups.
+
+    `route` is `admit_route`'s verdict (ADMIT, `signed`); the answer is never memoisable.
+    A refusal is a 403 whose text says nothing of why; `reason` says it, and `Proxy.handle`,
+    which answers every refusal (the fast path hands refused requests to it), logs it once.
+    """
+    behavior = route.behavior
+    assert behavior is not None and behavior.signing is not None and route.dist is not None
+    raw_path, query = split_target(target)
+    params, rest = signedurls.split_query(query)
+    if not params:
+        params = signedurls.cookie_parameters(cookie)
+    url = f"{route.scheme}://{host or route.dist.domain_name}{raw_path}" + (f"?{rest}" if rest else "")
+    verdict = signedurls.check(behavior.signing, url, params, client_ip, now)
+    if verdict.ok:
+        return Admission(ADMIT, route.dist, behavior, route.path, route.scheme, route.query, cached=route.cached,
+                         memoisable=False, key_id=verdict.key_id)
+    return Admission(
+        FORBIDDEN, route.dist, behavior, route.path, route.scheme,
+        status=403, text="403 Forbidden: access denied.", memoisable=False,
+        key_id=verdict.key_id or None, reason=verdict.reason,
+    )  # fmt: skip
+
+
+def admit_route(config: EdgeConfig | None, scheme: str, method: str, host: str | None, target: str) -> Admission:
+    """Everything of `admit` that the request line alone decides (what the fast path memoises)."""
     if config is None:
         text = "404 Not Found: this edge has no configuration yet."
         return Admission(NOT_FOUND, scheme=scheme, status=404, text=text)
@@ -124,7 +184,12 @@ def admit(config: EdgeConfig | None, scheme: str, method: str, host: str | None,
             FORBIDDEN, dist, behavior, path, scheme,
             status=403, text=f"403 Forbidden: method {method} is not allowed here.", allow=behavior.allow_header,
         )  # fmt: skip
-    return Admission(ADMIT, dist, behavior, path, scheme, query, cached=method in behavior.cached_methods)
+    signed = behavior.signing is not None
+    if signed:
+        # The signing parameters are the edge's: never in the cache key, never sent to the origin.
+        query = signedurls.split_query(query)[1]
+    return Admission(ADMIT, dist, behavior, path, scheme, query, cached=method in behavior.cached_methods,
+                     signed=signed)
 
 
 def _access_checks(
@@ -132,7 +197,8 @@ def _access_checks(
 ) -> Admission | None:
     """The access checks of the distribution and behavior; None lets the request in.
 
-    None exist yet. WAF rules, signed URLs, geo restriction and TLS-only behaviors go here
-    (see the module docstring for what a check that reads more of the request must do).
+    None that read only the request line exist yet. WAF rules, geo restriction and TLS-only
+    behaviors go here; signed URLs read more of the request and run in `check_signed`
+    (see the module docstring).
     """
     return None

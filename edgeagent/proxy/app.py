@@ -79,6 +79,7 @@ class Proxy(HitPath):
             headers.get("user-agent"), headers.get("cookie") if access_log.cookies else None, first, last,
             None if ctx is None or ctx.origin_fbl is None else seconds(ctx.origin_fbl),
             None if ctx is None or ctx.origin_lbl is None else seconds(ctx.origin_lbl),
+            x_key_pair_id=ctx.key_id if ctx is not None else None,
         ), distribution_id)  # fmt: skip
 
     def _scheme(self, req: Request, conn: HttpConnection) -> str:
@@ -91,7 +92,9 @@ class Proxy(HitPath):
             return
         config = self.running.config
         scheme = self._scheme(req, conn)
-        admission = admission_mod.admit(config, scheme, req.method, req.headers.get("host"), req.target)
+        headers = req.headers
+        admission = admission_mod.admit(config, scheme, req.method, headers.get("host"), req.target,
+                                        headers.get("cookie"), req.client_ip, time.time())
         dist, behavior = admission.dist, admission.behavior
         if config is None or dist is None or behavior is None:
             self.metrics.unknown_host += 1
@@ -100,10 +103,17 @@ class Proxy(HitPath):
             return
         metrics = self.metrics.for_distribution(dist.id)
         ctx = Ctx(req, conn, config, dist, behavior, admission.path, admission.scheme, metrics, admission.query)
+        ctx.key_id = admission.key_id
         began = time.monotonic()
         aborted = False
         try:
             if admission.kind != ADMIT:
+                if admission.reason:
+                    # A signed URL or cookie refused: the reason is for the operator, never the viewer.
+                    metrics.signed_refused += 1
+                    log.info("request %s refused: signed request for %s %s from %s (key %s): %s", req.request_id,
+                             dist.id, req.target.partition("?")[0], req.client_ip or "-", admission.key_id or "-",
+                             admission.reason)
                 await self._refuse(ctx, admission)
                 return
             try:
@@ -138,6 +148,8 @@ class Proxy(HitPath):
             raise
         finally:
             taken = time.monotonic() - began
+            if ctx.key_id is not None and admission.kind == ADMIT:
+                self.stats.count_signed(dist.id, ctx.key_id)
             if aborted:
                 self.stats.record(dist.id, CLIENT_ABORT, ctx.outcome, ctx.sent, taken)
                 self._log(req, admission.scheme, dist.id, ctx.status if ctx.started else 0, ctx.sent,

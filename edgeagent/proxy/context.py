@@ -40,7 +40,7 @@ class Ctx:
     __slots__ = (
         "req", "conn", "config", "dist", "behavior", "path", "scheme", "query", "metrics", "head_only", "key",
         "started", "status", "outcome", "sent", "result", "cache_status", "content_type", "content_range",
-        "origin_began", "origin_fbl", "origin_lbl", "relay_interim",
+        "origin_began", "origin_fbl", "origin_lbl", "relay_interim", "key_id",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +90,8 @@ class Ctx:
         # interim (1xx) responses go to it (PassThrough._relay_interim); not for background
         # refreshes, custom error pages or fills this viewer only joined.
         self.relay_interim = False
+        # The public key that signed the request (signed URLs and cookies), for the log and stats.
+        self.key_id: str | None = None
 
     def origin_done(self) -> None:
         """The origin's body has been read to its end (origin-lbl)."""

@@ -4,10 +4,14 @@
 answers a fresh memory hit with one `writelines` of the object's pre-serialised head (built
 once per stored object, respond.Heads), a per-request tail (Age, X-Request-Id) and the body.
 What it derives from the request line alone is memoised per (Host, target, Accept-Encoding,
-scheme, method) in a `Route`: the admission verdict (admission.admit, computed once per
+scheme, method) in a `Route`: the admission verdict (admission.admit_route, computed once per
 entry) and the cache key. The freshness verdict is policy.freshness, memoised per object
 for the rest of the second it was computed in. Anything else (conditionals, ranges, disk
 bodies, misses, refusals, error pages) returns False and runs in `Proxy.handle`.
+
+A route on a behavior that trusts key groups (signed URLs and cookies) is never served from
+the memo alone: its verdict depends on the query, the cookies, the clock and the client, so
+every request runs `admission.check_signed` first, and only an admitted one is a fast hit.
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ class Route:
 
     `serve` is True when the verdict lets a fast-path hit through (admitted, cached,
     memoisable); otherwise the request goes to `Proxy.handle`, which answers the verdict.
+    `signed` is True when it would, but for the signature each request must carry
+    (`admission.check_signed`).
     `key` is the cache key, "" when it depends on more headers. It also holds what the
     access log wants per request that the memo key already fixes (Host, the target's path
     and query, the distribution's tail ring).
     """
 
-    __slots__ = ("config", "admission", "serve", "dist", "behavior", "path", "key", "scheme", "metrics", "counters",
-                 "host", "uri_stem", "uri_query", "tail", "log_obj", "log_fixed")  # fmt: skip
+    __slots__ = ("config", "admission", "serve", "signed", "dist", "behavior", "path", "key", "scheme", "metrics",
+                 "counters", "host", "uri_stem", "uri_query", "tail", "log_obj", "log_fixed")  # fmt: skip
 
     def __init__(
         self,
@@ -61,7 +67,9 @@ class Route:
         assert admission.dist is not None and admission.behavior is not None
         self.config = config
         self.admission = admission
-        self.serve = admission.kind == ADMIT and admission.cached and admission.memoisable
+        admitted = admission.kind == ADMIT and admission.cached and admission.memoisable
+        self.serve = admitted and not admission.signed
+        self.signed = admitted and admission.signed
         self.dist = admission.dist
         self.behavior = admission.behavior
         self.path = admission.path
@@ -110,9 +118,17 @@ class HitPath(Filling):
             route = self._route(method, target, headers, config, scheme)
             if route is None:
                 return False
+        key_id = None
         if not route.serve:
-            # Refused, or not served from the cache: `handle` answers the same verdict.
-            return False
+            if not route.signed:
+                # Refused, or not served from the cache: `handle` answers the same verdict.
+                return False
+            signed = admission_mod.check_signed(
+                route.admission, host, target, headers.get("cookie"), conn.client_ip, time.time()
+            )
+            if signed.kind != ADMIT:
+                return False  # `handle` refuses it, with the same verdict
+            key_id = signed.key_id
         key = route.key or policy.cache_key(
             route.dist, route.behavior, method, route.path, route.admission.query, headers
         )
@@ -168,6 +184,8 @@ class HitPath(Filling):
         # byte handed to the transport.
         taken = _clock() - began
         route.counters.fast_hit(status, sent, taken)
+        if key_id is not None:
+            route.counters.signed(key_id)
         access_log = self.access_log
         if access_log is not None:
             # The access log's whole cost here: one small Line built in C, encoded with its
@@ -187,6 +205,8 @@ class HitPath(Filling):
                 fixed, headers.get("referer"), headers.get("user-agent"),
                 headers.get("cookie") if access_log.cookies else None,
             )  # fmt: skip
+            if key_id is not None:
+                line.x_key_pair_id = key_id  # set apart: an unsigned hit builds the Line as before
             route.tail.append(line)
             batch = access_log.batch
             batch.append(line)
@@ -200,7 +220,7 @@ class HitPath(Filling):
         """A new memo entry: the admission verdict for its key, and the cache key when the
         memo key fixes it. None (nothing memoised) for a host no distribution serves."""
         host = headers.get("host")
-        admission = admission_mod.admit(config, scheme, method, host, target)
+        admission = admission_mod.admit_route(config, scheme, method, host, target)
         dist = admission.dist
         if config is None or dist is None or admission.behavior is None:
             return None

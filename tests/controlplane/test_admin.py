@@ -429,3 +429,47 @@ def test_an_s3_secret_is_never_rendered_and_a_blank_one_keeps_the_stored_one(
     with django_capture_on_commit_callbacks(execute=True):
         assert admin_client.post(url, cleared).status_code == 302
     assert not Distribution.objects.get(pk=made["id"]).origins.get(origin_id="bucket").has_credentials
+
+
+# ---- Signed URLs and cookies ----
+
+
+def _public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def test_public_keys_and_key_groups_are_managed_in_the_admin_by_the_apis_rules(
+        admin_client: Client, staff: User, django_capture_on_commit_callbacks: Any) -> None:
+    from distributions.models import KeyGroup, PublicKey
+
+    for name in ("publickey", "keygroup"):
+        assert admin_client.get(f"/admin/distributions/{name}/").status_code == 200, name
+    bad = admin_client.post("/admin/distributions/publickey/add/", {"name": "weak", "owner": staff.pk,
+                                                                     "encoded_key": "not a key"})
+    assert bad.status_code == 200 and "must be a PEM public key" in bad.content.decode()
+    added = admin_client.post("/admin/distributions/publickey/add/", {"name": "signer", "owner": staff.pk,
+                                                                        "encoded_key": _public_pem()})
+    assert added.status_code == 302, added.content.decode()[:2000]
+    key = PublicKey.objects.get()
+    assert key.owner == staff and key.algorithm == "ECDSA P-256"
+    grouped = admin_client.post("/admin/distributions/keygroup/add/", {"name": "signers", "owner": staff.pk,
+                                                                       "public_keys": [key.pk]})
+    assert grouped.status_code == 302, grouped.content.decode()[:2000]
+    group = KeyGroup.objects.get()
+    assert [k.pk for k in group.public_keys.all()] == [key.pk]
+    # A key a group holds, and a group a behavior trusts, are not deletable.
+    assert admin_client.post(f"/admin/distributions/publickey/{key.pk}/delete/", {"post": "yes"}).status_code == 403
+    trusting = dict(behavior(0, "*"), trusted_key_groups=[str(group.pk)])
+    with django_capture_on_commit_callbacks(execute=True):
+        created = admin_client.post("/admin/distributions/distribution/add/", form(staff, [trusting]))
+    assert created.status_code == 302, created.content.decode()[:3000]
+    compiled = ConfigVersion.objects.order_by("-version").first()
+    assert compiled is not None and compiled.document["schema_version"] == 2
+    assert compiled.document["distributions"][0]["cache_behaviors"][0]["trusted_key_groups"] == [
+        {"id": str(group.pk), "public_key_ids": [key.pk]}]
+    assert admin_client.post(f"/admin/distributions/keygroup/{group.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert PublicKey.objects.filter(pk=key.pk).exists() and KeyGroup.objects.filter(pk=group.pk).exists()

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
@@ -78,6 +80,9 @@ schema.app = get_wsgi_application()
 SEEDED: dict[tuple[str, str], list[str]] = {}
 SCALAR_TYPES = {"string", "integer", "number", "boolean"}
 SCALARS = (str, int, float, bool)
+# A public key to seed the signed-URL keys and groups with (generated once: RSA generation is slow).
+SEED_PUBLIC_KEY = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def seeded_path(case: schemathesis.Case) -> None:
@@ -191,6 +196,10 @@ def seeded(alice: User, staff: User, closed_port: int,
     policy = api.post("/api/v1/cache-policies/", {"name": "alice-short", "min_ttl": 0, "default_ttl": 60,
                                                    "max_ttl": 600}, format="json").json()
     request_policy = api.post("/api/v1/origin-request-policies/", {"name": "alice-headers"}, format="json").json()
+    public_key = api.post("/api/v1/public-keys/", {"name": "alice-signer", "encoded_key": SEED_PUBLIC_KEY},
+                          format="json").json()
+    key_group = api.post("/api/v1/key-groups/", {"name": "alice-signers", "public_keys": [public_key["id"]]},
+                         format="json").json()
     invalidation = api.post(f"/api/v1/distributions/{distribution['id']}/invalidations/",
                             {"paths": ["/index.html"]}, format="json").json()
     edge, token = services.edge_register(name="edge-fra", pop="fra", url=f"http://127.0.0.1:{closed_port}")
@@ -205,6 +214,8 @@ def seeded(alice: User, staff: User, closed_port: int,
         ("invalidations", "id"): [invalidation["id"]],
         ("cache-policies", "id"): [policy["id"]],
         ("origin-request-policies", "id"): [request_policy["id"]],
+        ("public-keys", "id"): [public_key["id"]],
+        ("key-groups", "id"): [key_group["id"]],
         ("edges", "name"): [edge.name],
         ("config-versions", "version"): ["1"],
     })

@@ -86,16 +86,18 @@ def _run(tmp_path: Path, origin: Origin, scenario: Callable[[httpx.AsyncClient, 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    """Every call of admission.admit: (scheme, method, target, verdict kind)."""
+    """Every call of admission.admit_route, the part of `admit` the request line decides (both
+    paths take it: the slow path through `admit`, the fast path's memo directly):
+    (scheme, method, target, verdict kind)."""
     seen: Calls = []
-    real = admission.admit
+    real = admission.admit_route
 
     def counted(config: Any, scheme: str, method: str, host: str | None, target: str) -> admission.Admission:
         verdict = real(config, scheme, method, host, target)
         seen.append((scheme, method, target, verdict.kind))
         return verdict
 
-    monkeypatch.setattr(admission, "admit", counted)
+    monkeypatch.setattr(admission, "admit_route", counted)
     return seen
 
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
+from cdncontract.schema import SCHEMA_VERSION
 from edgeagent.config import ConfigError, EdgeConfig, compile_glob, normalise_host, \
     parse_document
 
@@ -169,7 +170,8 @@ def test_it_tolerates_unknown_keys() -> None:
         (lambda d: d.update(version="7"), "version: must be an integer"),
         (lambda d: d.update(version=True), "version: must be an integer"),
         (lambda d: d.update(version=0), "version: must be between"),
-        (lambda d: d.update(schema_version=2), "schema_version: unsupported schema version 2"),
+        (lambda d: d.update(schema_version=SCHEMA_VERSION + 1),
+         f"schema_version: unsupported schema version {SCHEMA_VERSION + 1}"),
         (lambda d: d.update(distributions={}), "distributions: must be a list"),
         (lambda d: d["distributions"].append(1), "distributions[1]: must be an object"),
         (lambda d: d["distributions"][0].update(id="e2qwruhapomqzl"), "distributions[0].id:"),
