@@ -259,3 +259,18 @@ def test_the_vary_key_normalises_whitespace_and_accept_encoding() -> None:
 def test_invalidation_paths_match_exactly_or_by_wildcard(pattern: str, path: str,
                                                          matches: bool) -> None:
     assert path_matches(pattern, path) is matches
+
+
+# ---- Request ids ----
+
+
+def test_request_ids_stay_unique_and_counted_in_hex_across_blocks() -> None:
+    from edgeagent.server import ID_BLOCK, RequestIds
+
+    ids = RequestIds()
+    taken = [ids.next() for _ in range(3 * ID_BLOCK + 5)]
+    assert len(set(taken)) == len(taken)
+    prefix = ids.prefix + "-"
+    assert all(rid.startswith(prefix) for rid in taken)
+    assert [int(rid[len(prefix):], 16) for rid in taken] == list(range(len(taken)))
+    assert RequestIds().prefix != ids.prefix  # another process's ids cannot collide with these
