@@ -82,20 +82,6 @@ class _Fixed(msgspec.Struct, omit_defaults=True, gc=False):
     sc_content_type: str | None = msgspec.field(default=None, name="sc-content-type")
 
 
-# Added to and taken from a float in [0, 2**51) it leaves that float rounded to a whole
-# number, half to even, in two additions (IEEE 754 doubles have 52 bits of fraction).
-ROUNDER = 6755399441055744.0  # 1.5 * 2**52
-
-
-def seconds(value: float) -> float:
-    """A duration for `time-taken` and `origin-*bl`: seconds, rounded to the microsecond.
-
-    Two additions and a division, where `round(value, 6)` costs a decimal conversion (four
-    times as many instructions); `proxy/hit.py` inlines the same expression.
-    """
-    return (value * 1e6 + ROUNDER - ROUNDER) / 1e6
-
-
 CLIENT_COMM_ERROR = "ClientCommError"  # CloudFront's detail for a response the viewer abandoned
 
 

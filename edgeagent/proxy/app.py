@@ -15,7 +15,7 @@ import time
 
 from cdncontract.cache_key import distribution_prefix
 
-from ..accesslog import CLIENT_COMM_ERROR, SIMPLE_CONTENT_TYPE, Line, range_bounds, seconds
+from ..accesslog import CLIENT_COMM_ERROR, SIMPLE_CONTENT_TYPE, Line, range_bounds
 from ..origin import OriginError
 from ..server import ClientDisconnected, HttpConnection, MalformedBody, Request
 from ..stats import BLOCKED, CLIENT_ABORT
@@ -75,10 +75,9 @@ class Proxy(HitPath):
             req.version, ctx.content_type if ctx is not None else SIMPLE_CONTENT_TYPE,
         )  # fmt: skip
         access_log.add(Line(
-            time.time(), req.client_ip, req.request_id, seconds(taken), fixed, headers.get("referer"),
+            time.time(), req.client_ip, req.request_id, taken, fixed, headers.get("referer"),
             headers.get("user-agent"), headers.get("cookie") if access_log.cookies else None, first, last,
-            None if ctx is None or ctx.origin_fbl is None else seconds(ctx.origin_fbl),
-            None if ctx is None or ctx.origin_lbl is None else seconds(ctx.origin_lbl),
+            None if ctx is None else ctx.origin_fbl, None if ctx is None else ctx.origin_lbl,
             x_key_pair_id=ctx.key_id if ctx is not None else None,
         ), distribution_id)  # fmt: skip
 

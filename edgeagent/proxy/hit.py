@@ -22,7 +22,7 @@ from collections import deque
 import msgspec
 
 from .. import policy
-from ..accesslog import BATCH_LINES, ROUNDER, Line
+from ..accesslog import BATCH_LINES, Line
 from ..config import EdgeConfig
 from ..prometheus import DistributionMetrics
 from ..server import REQUEST_IDS, HttpConnection, valid_request_id
@@ -201,8 +201,7 @@ class HitPath(Filling):
                     route.log_obj = obj
                     route.log_fixed = fixed
             line = Line(
-                now, conn.client_ip, request_id, (taken * 1e6 + ROUNDER - ROUNDER) / 1e6,  # accesslog.seconds
-                fixed, headers.get("referer"), headers.get("user-agent"),
+                now, conn.client_ip, request_id, taken, fixed, headers.get("referer"), headers.get("user-agent"),
                 headers.get("cookie") if access_log.cookies else None,
             )  # fmt: skip
             if key_id is not None:
