@@ -1,0 +1,204 @@
+"""The dashboard with Django's test client: login, who sees what, empty states, no secrets,
+and the history tab's rollback through the API's own code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from distributions.models import Distribution, EdgeNode, Invalidation, TrafficStat
+
+from .conftest import logged_in
+
+pytestmark = pytest.mark.django_db
+
+TABS = ("", "origins/", "behaviors/", "invalidations/", "stats/", "history/", "status/")
+
+
+def urls_of(distribution_id: str) -> list[str]:
+    return [f"/dashboard/distributions/{distribution_id}/{tab}" for tab in TABS] + [
+        f"/dashboard/stats.json?distribution={distribution_id}"]
+
+
+def test_every_page_sends_an_anonymous_visitor_to_the_login_page(created: dict[str, Any]) -> None:
+    for url in ["/dashboard/", "/dashboard/distributions/", "/dashboard/stats.json", *urls_of(created["id"])]:
+        response = Client().get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/dashboard/login/?next="), url
+
+
+def test_the_root_url_leads_to_the_dashboard() -> None:
+    assert Client().get("/")["Location"] == "/dashboard/"
+
+
+def test_logging_in_through_the_form_leads_back_to_the_page_asked_for(alice: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    page = client.get("/dashboard/login/?next=/dashboard/distributions/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'name="csrfmiddlewaretoken"' in body and '<label for="id_username">' in body
+    token = page.context["csrf_token"]
+    wrong = client.post("/dashboard/login/", {"username": "alice", "password": "nope", "next": "/dashboard/distributions/",
+                                              "csrfmiddlewaretoken": token})
+    assert wrong.status_code == 200 and "enter a correct username and password" in wrong.content.decode().lower()
+    right = client.post("/dashboard/login/", {"username": "alice", "password": "alice-password-1",
+                                              "next": "/dashboard/distributions/", "csrfmiddlewaretoken": token})
+    assert right.status_code == 302 and right["Location"] == "/dashboard/distributions/"
+    assert client.get("/dashboard/distributions/").status_code == 200
+
+
+def test_a_post_without_the_csrf_token_is_refused(alice: User, created: dict[str, Any]) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(f"/dashboard/distributions/{created['id']}/invalidations/create/", {"paths": "/*"})
+    assert response.status_code == 403
+    assert not Invalidation.objects.exists()
+
+
+def test_logout_is_a_post_and_ends_the_session(alice: User) -> None:
+    client = logged_in(alice)
+    assert client.post("/dashboard/logout/").status_code == 302
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_another_users_distribution_is_a_404_on_every_dashboard_url(bob: User, created: dict[str, Any]) -> None:
+    client = logged_in(bob)
+    for url in urls_of(created["id"]):
+        assert client.get(url).status_code == 404, url
+    for url in (f"/dashboard/distributions/{created['id']}/invalidations/create/",
+                f"/dashboard/distributions/{created['id']}/rollback/"):
+        assert client.post(url, {"paths": "/*", "version": "1", "etag": "x"}).status_code == 404, url
+    assert not Invalidation.objects.exists()
+    listing = client.get("/dashboard/distributions/").content.decode()
+    assert created["id"] not in listing and "You have no distribution yet" in listing
+
+
+def test_staff_see_every_distribution(staff: User, created: dict[str, Any]) -> None:
+    client = logged_in(staff)
+    assert created["id"] in client.get("/dashboard/distributions/").content.decode()
+    for url in urls_of(created["id"]):
+        assert client.get(url).status_code == 200, url
+
+
+def test_the_owner_sees_every_tab(alice: User, created: dict[str, Any]) -> None:
+    client = logged_in(alice)
+    for url in urls_of(created["id"]):
+        assert client.get(url).status_code == 200, url
+    assert client.get(f"/dashboard/distributions/{created['id']}/nonsense/").status_code == 404
+
+
+def test_no_secret_is_ever_rendered(alice: User, created: dict[str, Any]) -> None:
+    client = logged_in(alice)
+    pages = [client.get(url).content.decode() for url in urls_of(created["id"])]
+    pages.append(client.get(f"/dashboard/distributions/{created['id']}/history/?from=1").content.decode())
+    assert all("s3cr3t-never-shown" not in page for page in pages)
+    origins = client.get(f"/dashboard/distributions/{created['id']}/origins/").content.decode()
+    assert "<td>set</td>" in origins
+
+
+def test_empty_states(alice: User) -> None:
+    client = logged_in(alice)
+    overview = client.get("/dashboard/").content.decode()
+    assert "No edge is registered yet" in overview and "No traffic in this range yet" in overview
+    assert "You have no distribution yet" in client.get("/dashboard/distributions/").content.decode()
+    distribution = Distribution.objects.create(owner=alice)
+    assert "No distribution matches these filters" in client.get("/dashboard/distributions/?q=zzz").content.decode()
+    tabs = {tab: client.get(f"/dashboard/distributions/{distribution.pk}/{tab}").content.decode()
+            for tab in ("origins/", "behaviors/", "invalidations/", "history/")}
+    assert "This distribution has no origin" in tabs["origins/"] and "No origin group" in tabs["origins/"]
+    assert "No cache behavior" in tabs["behaviors/"]
+    assert "No invalidation yet" in tabs["invalidations/"]
+    assert "No config version has this distribution yet" in tabs["history/"]
+
+
+def test_the_list_filters_by_search_status_and_enabled(alice: User, created: dict[str, Any]) -> None:
+    client = logged_in(alice)
+    assert created["id"] in client.get("/dashboard/distributions/?q=www.example").content.decode()
+    assert created["id"] not in client.get("/dashboard/distributions/?q=nothing-like-it").content.decode()
+    assert created["id"] in client.get("/dashboard/distributions/?status=InProgress").content.decode()  # no edge yet
+    assert created["id"] not in client.get("/dashboard/distributions/?status=Deployed").content.decode()
+    assert created["id"] not in client.get("/dashboard/distributions/?enabled=no").content.decode()
+
+
+def test_every_control_has_a_label(alice: User, created: dict[str, Any]) -> None:
+    import re
+
+    client = logged_in(alice)
+    for url in ["/dashboard/distributions/", *urls_of(created["id"])[:-2]]:
+        body = client.get(url).content.decode()
+        for control in re.findall(r"<(?:input|select|textarea)\b[^>]*>", body):
+            if 'type="hidden"' in control:
+                continue
+            ident = re.search(r'id="([^"]+)"', control)
+            assert ident and f'for="{ident.group(1)}"' in body, (url, control)
+
+
+def test_the_fleet_shows_each_edge_and_its_refused_config_to_staff_only(alice: User, staff: User) -> None:
+    EdgeNode.objects.create(name="edge-fra", pop="fra", url="http://127.0.0.1:9081", token_hash="a" * 64,
+                            applied_version=7, healthy=True, last_seen=timezone.now(),
+                            last_error="config 8 refused: bad header")
+    for_staff = logged_in(staff).get("/dashboard/").content.decode()
+    assert "edge-fra" in for_staff and "healthy" in for_staff and "config 8 refused: bad header" in for_staff
+    for_alice = logged_in(alice).get("/dashboard/").content.decode()
+    assert "edge-fra" in for_alice and "config 8 refused" not in for_alice  # as the API: staff only
+
+
+def test_stats_json_counts_only_what_the_user_owns(alice: User, bob: User, created: dict[str, Any]) -> None:
+    edge = EdgeNode.objects.create(name="edge-fra", pop="fra", url="http://127.0.0.1:9081", token_hash="b" * 64)
+    minute = timezone.now().replace(second=0, microsecond=0) - timezone.timedelta(minutes=2)
+    TrafficStat.objects.create(distribution_id=created["id"], edge=edge, resolution="minute", period_start=minute,
+                               requests=120, hits=90, misses=30, bytes_out=6_000_000, status_2xx=114, status_4xx=6,
+                               latency_ms_buckets=[120])
+    data = logged_in(alice).get("/dashboard/stats.json").json()
+    assert data["rps"] == [2.0] and data["hit_ratio"] == [75.0] and data["rate_4xx"] == [5.0]
+    assert data["mbps"] == [0.8] and data["totals"]["requests"] == 120
+    assert logged_in(bob).get("/dashboard/stats.json").json()["t"] == []
+    assert logged_in(alice).get(f"/dashboard/stats.json?distribution={created['id']}&range=24h").json()["interval"] == "hour"
+
+
+def test_an_invalidation_is_made_through_the_api_rules(alice: User, created: dict[str, Any]) -> None:
+    client = logged_in(alice)
+    url = f"/dashboard/distributions/{created['id']}/invalidations/create/"
+    refused = client.post(url, {"paths": "no-leading-slash", "tags": ""})
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert 'id="inv-paths-errors"' in body and "no-leading-slash</textarea>" in body  # the input is kept
+    assert not Invalidation.objects.exists()
+    made = client.post(url, {"paths": "/index.html\n/img/*", "tags": ""})
+    assert made.status_code == 302
+    assert Invalidation.objects.get().paths == ["/index.html", "/img/*"]
+    assert "/index.html, /img/*" in client.get(f"/dashboard/distributions/{created['id']}/invalidations/").content.decode()
+
+
+def test_rollback_from_the_history_tab_goes_through_the_api_rollback(
+        alice: User, created: dict[str, Any], django_capture_on_commit_callbacks: Any) -> None:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(alice)
+    url = f"/api/v1/distributions/{created['id']}/"
+    current = api.get(url)
+    original_version = current.json()["config_version"]
+    with django_capture_on_commit_callbacks(execute=True):
+        changed = api.patch(url, {"default_root_object": "other.html"}, format="json",
+                            headers={"If-Match": current["ETag"]})
+    assert changed.status_code == 200
+    client = logged_in(alice)
+    history = client.get(f"/dashboard/distributions/{created['id']}/history/").content.decode()
+    assert "default_root_object" in history and "other.html" in history  # the diff of the last change
+    stale = client.post(f"/dashboard/distributions/{created['id']}/rollback/",
+                        {"version": original_version, "etag": current["ETag"].strip('"')}, follow=True)
+    assert "changed since this page was shown" in stale.content.decode()
+    etag = Distribution.objects.get(pk=created["id"]).etag
+    with django_capture_on_commit_callbacks(execute=True):
+        rolled = client.post(f"/dashboard/distributions/{created['id']}/rollback/",
+                             {"version": original_version, "etag": etag}, follow=True)
+    assert "Rolled back to the settings of version" in rolled.content.decode()
+    after = api.get(url).json()
+    assert after["default_root_object"] == "index.html" and after["config_version"] > changed.json()["config_version"]
+    versions = api.get(f"{url}versions/").json()["results"]
+    assert versions[0]["reason"].endswith(f"rolled back to version {original_version}")
