@@ -83,7 +83,8 @@ def stats_json(request: HttpRequest) -> JsonResponse:
         ids = list(selectors.distribution_list(request.user).values_list("id", flat=True))
     end = timezone.now()
     stats = selectors.traffic_stats(ids, start=end - span, end=end, interval=interval)
-    return JsonResponse({"interval": interval, **_series(stats, seconds)})
+    return JsonResponse({"interval": interval, "start": int(stats["start"].timestamp()),
+                         "end": int(stats["end"].timestamp()), **_series(stats, seconds)})
 
 
 @require_GET
@@ -115,11 +116,13 @@ def _deployment(distribution: Distribution) -> dict[str, Any]:
     answer: dict[str, Any] = {"status": status, **selectors.distribution_deployment(distribution, serving)}
     version = selectors.config_version_get(distribution.config_version) if distribution.config_version else None
     answer["published_at"] = version.created_at if version else None
-    if status == Status.DEPLOYED and version is not None:
-        applied = [edge.applied_at for edge in selectors.edge_list().filter(pk__in=[e.pk for e in serving])
-                   if edge.applied_at]
-        if applied:
-            # An edge's applied_at is when it took its newest version: at the latest, the change's.
+    if (status == Status.DEPLOYED and version is not None
+            and all(edge.applied_version == version.version for edge in serving)):
+        # Each edge's applied_at is when it took the version it runs: this one, so the last of
+        # them is when the change reached every edge. Once a later version reaches them, the
+        # moment is no longer known and only "Deployed" shows.
+        applied = [edge.applied_at for edge in selectors.edge_list().filter(pk__in=[e.pk for e in serving])]
+        if applied and all(applied):
             answer["took_seconds"] = max(0.0, (max(applied) - version.created_at).total_seconds())
     return answer
 

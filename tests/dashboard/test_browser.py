@@ -1,0 +1,244 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright, against a
+real cluster (control plane, worker, beat, the demo origin and an edge, as processes).
+
+Chromium comes from the `chromium` package (`make browser`, which `make test` runs), launched
+by its path: no browser download. Missing, the tests skip on a developer's machine and fail
+with CI=true. The pages' screenshots land in docs/screenshots/ (shown in the README).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.cluster import Cluster, running_cluster, wait_for
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+EDGE = "edge-fra"
+PASSWORDS = {"alice": "alice-browser-pass-1", "bob": "bob-browser-pass-1"}
+
+
+def _sync_playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - requirements.txt pins it
+        _missing(f"playwright is not installed ({exc}): pip install -r requirements.txt")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        _missing(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium package")
+    return sync_playwright
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_playwright = _sync_playwright()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("dashboard"), (EDGE,)) as made:
+        for name, password in PASSWORDS.items():
+            made.manage("shell", "-c", "from django.contrib.auth.models import User; "
+                                       f"User.objects.create_user({name!r}, password={password!r})")
+        yield made
+
+
+def base(cluster: Cluster) -> str:
+    return f"http://127.0.0.1:{cluster.web_port}"
+
+
+def log_in(browser: Any, cluster: Cluster, user: str, width: int = 1280) -> Any:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{base(cluster)}/dashboard/")
+    assert "/dashboard/login/" in page.url  # login required
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base(cluster)}/dashboard/")
+    return page
+
+
+@pytest.fixture(scope="module")
+def alice(browser: Any, cluster: Cluster) -> Iterator[Any]:
+    page = log_in(browser, cluster, "alice")
+    yield page
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def alice_api(cluster: Cluster) -> httpx.Client:
+    token = httpx.post(f"{cluster.api_url}/auth/token/", data={"username": "alice", "password": PASSWORDS["alice"]},
+                       timeout=10).json()["token"]
+    return httpx.Client(base_url=cluster.api_url, headers={"Authorization": f"Token {token}"}, timeout=30)
+
+
+def distribution_body(origin_port: int, alias: str) -> dict[str, Any]:
+    return {
+        "comment": "browser", "enabled": True, "aliases": [alias], "default_root_object": "index.html",
+        "origins": [{"origin_id": "demo", "domain_name": "127.0.0.1", "http_port": origin_port,
+                     "protocol_policy": "http-only"}],
+        "cache_behaviors": [{"path_pattern": "*", "target_origin_id": "demo", "cache_policy": "CachingOptimized"}],
+    }
+
+
+@pytest.fixture(scope="module")
+def distribution(cluster: Cluster, alice_api: httpx.Client) -> dict[str, Any]:
+    wait_for("the edge healthy", lambda: all(e["healthy"] for e in cluster.api("GET", "/edges/").json()["results"]))
+    made = alice_api.post("/distributions/", json=distribution_body(cluster.origin_port, "browser.example.test"))
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def x_cache(response: httpx.Response) -> str:
+    return response.headers.get("x-cache", "").split(" from ")[0]
+
+
+def no_horizontal_scroll(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_the_login_page(browser: Any, cluster: Cluster) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 700})
+    page.goto(f"{base(cluster)}/dashboard/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    assert "correct username and password" in page.locator("[role=alert]").inner_text()
+    assert page.get_by_label("Username").input_value() == "alice"
+    shoot(page, "login")
+    page.close()
+
+
+def test_a_change_shows_in_progress_then_deployed_without_a_reload(
+        alice: Any, cluster: Cluster, alice_api: httpx.Client, distribution: dict[str, Any]) -> None:
+    url = f"/distributions/{distribution['id']}/"
+    wait_for("Deployed", lambda: alice_api.get(url).json()["status"] == "Deployed")
+    cluster.stop(EDGE)  # so that the change stays InProgress while the page looks (a comment is no edge change)
+    try:
+        current = alice_api.get(url)
+        changed = alice_api.patch(url, json={"default_root_object": "home.html"}, headers={"If-Match": current.headers["ETag"]})
+        assert changed.status_code == 200, changed.text
+        alice.goto(f"{base(cluster)}/dashboard/distributions/{distribution['id']}/")
+        alice.evaluate("window.stillTheSamePage = true")
+        status = alice.locator("#deploy-status")
+        assert status.get_attribute("data-status") == "InProgress"
+        assert "InProgress" in status.inner_text()
+        shoot(alice, "distribution-in-progress")
+    finally:
+        cluster.restart(EDGE)
+    alice.wait_for_selector('#deploy-status[data-status="Deployed"]', timeout=30_000)
+    assert alice.evaluate("window.stillTheSamePage") is True  # turned Deployed by polling, not by a reload
+    assert "Deployed in" in alice.locator("#deploy-status").inner_text()
+    shoot(alice, "distribution-general")
+
+
+def test_traffic_through_the_edge_draws_the_charts(alice: Any, cluster: Cluster, distribution: dict[str, Any]) -> None:
+    for _ in range(30):
+        assert cluster.viewer(EDGE, "browser.example.test", "/bench/1k").status_code == 200
+    for _ in range(5):
+        assert cluster.viewer(EDGE, "browser.example.test", "/no-such-page").status_code == 404
+    alice.goto(f"{base(cluster)}/dashboard/")
+    # The edge reports every 10 s and the page refreshes its charts every 10 s, by itself.
+    alice.wait_for_function("Number(document.getElementById('charts').dataset.points || 0) > 0", timeout=45_000)
+    assert alice.locator("#charts .chart canvas").count() == 4
+    assert alice.locator(".chart-empty").is_hidden()
+    assert EDGE in alice.locator("table.fleet").inner_text() and "healthy" in alice.locator("table.fleet").inner_text()
+    assert no_horizontal_scroll(alice)
+    shoot(alice, "overview")
+    alice.goto(f"{base(cluster)}/dashboard/distributions/{distribution['id']}/stats/?range=24h")
+    alice.wait_for_function("Number(document.getElementById('charts').dataset.points || 0) > 0", timeout=45_000)
+    shoot(alice, "distribution-stats")
+
+
+def test_an_invalidation_is_created_and_completes(alice: Any, cluster: Cluster, distribution: dict[str, Any]) -> None:
+    alice.goto(f"{base(cluster)}/dashboard/distributions/{distribution['id']}/invalidations/")
+    assert "No invalidation yet" in alice.content()
+    alice.get_by_label("Paths, one a line").fill("/bench/*")
+    alice.get_by_role("button", name="Invalidate").click()
+    alice.wait_for_selector("table.invalidations")
+    alice.evaluate("window.stillTheSamePage = true")
+    alice.wait_for_selector("table.invalidations .badge.ok:text('Completed')", timeout=30_000)
+    assert alice.evaluate("window.stillTheSamePage") is True
+    assert x_cache(cluster.viewer(EDGE, "browser.example.test", "/bench/1k")) == "Miss"
+    shoot(alice, "distribution-invalidations")
+
+
+def test_a_rollback_from_the_history_tab_makes_the_edge_serve_the_old_setting(
+        alice: Any, cluster: Cluster, alice_api: httpx.Client, distribution: dict[str, Any]) -> None:
+    url = f"/distributions/{distribution['id']}/"
+    wait_for("Deployed", lambda: alice_api.get(url).json()["status"] == "Deployed")
+    before = alice_api.get(url)
+    original_version = before.json()["config_version"]
+    behaviors = before.json()["cache_behaviors"]
+    behaviors.insert(0, {"path_pattern": "/bench/*", "target_origin_id": "demo", "cache_policy": "CachingDisabled"})
+    changed = alice_api.patch(url, json={"cache_behaviors": behaviors}, headers={"If-Match": before.headers["ETag"]})
+    assert changed.status_code == 200, changed.text
+    wait_for("the change Deployed", lambda: alice_api.get(url).json()["status"] == "Deployed")
+    fresh = "/bench/100k"  # never requested before: not in the cache from earlier tests
+    assert [x_cache(cluster.viewer(EDGE, "browser.example.test", fresh)) for _ in range(2)] == ["Miss", "Miss"]
+
+    alice.goto(f"{base(cluster)}/dashboard/distributions/{distribution['id']}/history/")
+    assert "/bench/*" in alice.locator("table.diff").inner_text()  # the diff of the last change
+    shoot(alice, "distribution-history")
+    alice.get_by_role("button", name=f"Roll back to version {original_version}").click()
+    alice.wait_for_selector(".messages .msg-success")
+    alice.wait_for_selector('#deploy-status[data-status="Deployed"]', timeout=30_000)
+    after = alice_api.get(url).json()
+    assert [b["path_pattern"] for b in after["cache_behaviors"]] == ["*"]
+    assert [x_cache(cluster.viewer(EDGE, "browser.example.test", fresh)) for _ in range(2)] == ["Miss", "Hit"]
+
+
+def test_the_distributions_list_and_a_phone_width(browser: Any, alice: Any, cluster: Cluster,
+                                                  distribution: dict[str, Any]) -> None:
+    alice.goto(f"{base(cluster)}/dashboard/distributions/")
+    assert distribution["id"] in alice.locator("table.distributions").inner_text()
+    alice.get_by_label("Search").fill("no-such-distribution")
+    alice.get_by_role("button", name="Filter").click()
+    assert "No distribution matches these filters" in alice.content()
+    alice.goto(f"{base(cluster)}/dashboard/distributions/")
+    shoot(alice, "distributions")
+    phone = log_in(browser, cluster, "alice", width=390)
+    for path in ("/dashboard/", "/dashboard/distributions/", f"/dashboard/distributions/{distribution['id']}/",
+                 f"/dashboard/distributions/{distribution['id']}/history/"):
+        phone.goto(f"{base(cluster)}{path}")
+        assert no_horizontal_scroll(phone), path
+    phone.goto(f"{base(cluster)}/dashboard/")
+    shoot(phone, "overview-phone")
+    phone.context.close()
+
+
+def test_a_second_user_gets_404_for_the_first_users_distribution(browser: Any, cluster: Cluster,
+                                                                 distribution: dict[str, Any]) -> None:
+    bob = log_in(browser, cluster, "bob")
+    for tab in ("", "history/", "invalidations/", "stats/"):
+        response = bob.goto(f"{base(cluster)}/dashboard/distributions/{distribution['id']}/{tab}")
+        assert response is not None and response.status == 404, tab
+    bob.goto(f"{base(cluster)}/dashboard/distributions/")
+    assert "You have no distribution yet" in bob.content()
+    bob.context.close()
