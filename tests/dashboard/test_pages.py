@@ -202,3 +202,14 @@ def test_rollback_from_the_history_tab_goes_through_the_api_rollback(
     assert after["default_root_object"] == "index.html" and after["config_version"] > changed.json()["config_version"]
     versions = api.get(f"{url}versions/").json()["results"]
     assert versions[0]["reason"].endswith(f"rolled back to version {original_version}")
+
+
+def test_the_dashboard_login_is_throttled_like_every_login(alice: User, settings: Any) -> None:
+    """Django's LoginView passes the request to authenticate(): django-axes counts it (controlplane/login.py)."""
+    browser = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        browser.post("/dashboard/login/", {"username": "alice", "password": "wrong"})
+    page = browser.post("/dashboard/login/", {"username": "alice", "password": "alice-password-1",
+                                              "next": "/dashboard/"})
+    assert page.status_code == 429 and "Too many failed login attempts" in page.content.decode()
+    assert browser.get("/dashboard/").status_code == 302  # still not logged in
