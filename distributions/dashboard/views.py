@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,8 +20,9 @@ from rest_framework import serializers
 
 from .. import selectors, services
 from ..api import actions
-from ..api.serializers import InvalidationSerializer
+from ..api.serializers import DistributionSerializer, InvalidationSerializer
 from ..models import CREDENTIAL_FIELDS, ConfigVersion, Distribution, Status
+from . import forms
 
 LOGIN_URL = "dashboard:login"
 dashboard_login_required = login_required(login_url=LOGIN_URL)
@@ -277,3 +279,57 @@ def distribution_rollback(request: HttpRequest, distribution_id: str) -> HttpRes
         else:
             messages.success(request, f"Rolled back to the settings of version {raw}: deploying.")
     return redirect("dashboard:distribution-tab", distribution.pk, "history")
+
+
+# ---- Create and edit, through the API's serializer ----
+
+def _form_page(request: HttpRequest, values: dict[str, Any], errors: dict[str, list[str]],
+               distribution: Distribution | None, status: int = 200) -> HttpResponse:
+    cache_policies = list(selectors.cache_policy_list(request.user).order_by("-managed", "name"))
+    request_policies = list(selectors.origin_request_policy_list(request.user).order_by("-managed", "name"))
+    return render(request, "dashboard/distribution_form.html", {
+        "d": distribution, "values": forms.attach(values, errors), "errors": errors, "choices": forms.CHOICES,
+        "cache_policies": cache_policies, "request_policies": request_policies,
+        "nav": "distributions"}, status=status)
+
+
+def _save(request: HttpRequest, distribution: Distribution | None) -> HttpResponse:
+    context = {"request": request}
+    current = DistributionSerializer(distribution, context=context).data if distribution is not None else None
+    values = forms.from_post(request.POST)
+    body, origin_rows, behavior_rows = forms.payload(values, current)
+    serializer = DistributionSerializer(distribution, data=body, context=context)
+    if not serializer.is_valid():
+        errors = forms.errors_by_field(serializer.errors, origin_rows, behavior_rows)
+        return _form_page(request, values, errors, distribution, status=400)
+    try:
+        if distribution is None:
+            saved = services.distribution_create(user=request.user, data=serializer.validated_data)
+        else:
+            with transaction.atomic():
+                locked = Distribution.objects.select_for_update().get(pk=distribution.pk)
+                if locked.etag != request.POST.get("etag", ""):
+                    raise services.Conflict("the distribution changed since this form was shown: "
+                                            "open it again to see the change, then edit")
+                saved = services.distribution_update(distribution=locked, user=request.user,
+                                                     data=serializer.validated_data)
+    except services.Conflict as exc:
+        return _form_page(request, values, {"form": [str(exc)]}, distribution, status=409)
+    messages.success(request, f"Distribution {saved.pk} saved: deploying to the edges.")
+    return redirect("dashboard:distribution", saved.pk)
+
+
+@dashboard_login_required
+def distribution_create(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _save(request, None)
+    return _form_page(request, forms.initial(None), {}, None)
+
+
+@dashboard_login_required
+def distribution_edit(request: HttpRequest, distribution_id: str) -> HttpResponse:
+    distribution = _owned(request, distribution_id)
+    if request.method == "POST":
+        return _save(request, distribution)
+    current = DistributionSerializer(distribution, context={"request": request}).data
+    return _form_page(request, forms.initial(current), {}, distribution)

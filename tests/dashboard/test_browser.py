@@ -135,6 +135,34 @@ def test_the_login_page(browser: Any, cluster: Cluster) -> None:
     page.close()
 
 
+def test_a_distribution_created_through_the_form_turns_deployed_without_a_reload(alice: Any, cluster: Cluster) -> None:
+    wait_for("the edge healthy", lambda: all(e["healthy"] for e in cluster.api("GET", "/edges/").json()["results"]))
+    alice.goto(f"{base(cluster)}/dashboard/distributions/")
+    alice.get_by_role("link", name="Create distribution").first.click()
+    alice.get_by_label("Comment").fill("made in the browser")
+    alice.get_by_label("Aliases (host names), one a line").fill("form.example.test")
+    alice.locator("#o-0-origin_id").fill("demo")
+    alice.locator("#o-0-domain_name").fill("127.0.0.1")
+    alice.locator("#o-0-http_port").fill("99999")  # refused first: every input must survive
+    alice.locator("#b-0-target_origin_id").fill("demo")
+    alice.locator("#b-0-cache_policy").select_option(label="CachingOptimized (managed)")
+    alice.get_by_role("button", name="Create distribution").click()
+    error = alice.locator('[data-origin-row="0"] .errors')
+    assert "less than or equal to 65535" in error.inner_text()
+    assert alice.get_by_label("Comment").input_value() == "made in the browser"
+    assert alice.locator("#b-0-target_origin_id").input_value() == "demo"
+    assert alice.locator("#o-0-http_port").input_value() == "99999"
+    shoot(alice, "distribution-form-refused")
+    alice.locator("#o-0-http_port").fill(str(cluster.origin_port))
+    alice.get_by_role("button", name="Create distribution").click()
+    alice.wait_for_selector(".messages .msg-success")
+    alice.evaluate("window.stillTheSamePage = true")
+    alice.wait_for_selector('#deploy-status[data-status="Deployed"]', timeout=30_000)
+    assert alice.evaluate("window.stillTheSamePage") is True
+    response = cluster.viewer(EDGE, "form.example.test", "/index.html")
+    assert response.status_code == 200 and x_cache(response) == "Miss"
+
+
 def test_a_change_shows_in_progress_then_deployed_without_a_reload(
         alice: Any, cluster: Cluster, alice_api: httpx.Client, distribution: dict[str, Any]) -> None:
     url = f"/distributions/{distribution['id']}/"
@@ -217,7 +245,8 @@ def test_a_rollback_from_the_history_tab_makes_the_edge_serve_the_old_setting(
 def test_the_distributions_list_and_a_phone_width(browser: Any, alice: Any, cluster: Cluster,
                                                   distribution: dict[str, Any]) -> None:
     alice.goto(f"{base(cluster)}/dashboard/distributions/")
-    assert distribution["id"] in alice.locator("table.distributions").inner_text()
+    listed = alice.locator("table.distributions").inner_text()
+    assert distribution["id"] in listed and "form.example.test" in listed
     alice.get_by_label("Search").fill("no-such-distribution")
     alice.get_by_role("button", name="Filter").click()
     assert "No distribution matches these filters" in alice.content()
