@@ -13,6 +13,7 @@ from django.utils import timezone
 from .models import (
     COUNTERS,
     LATENCY_BUCKETS_MS,
+    CacheBehavior,
     CachePolicy,
     ConfigVersion,
     ConfigVersionChange,
@@ -67,6 +68,19 @@ def public_key_list(user: User) -> QuerySet[PublicKey]:
 def key_group_list(user: User) -> QuerySet[KeyGroup]:
     qs = KeyGroup.objects.select_related("owner").prefetch_related("public_keys")
     return qs if _is_staff(user) else qs.filter(owner=user)
+
+
+def behaviors_by_policy(user: User) -> dict[str, list[CacheBehavior]]:
+    """The cache behaviors of the distributions the user sees, under the id of each policy they
+    use (cache policies and origin request policies alike: the ids are UUIDs, never shared)."""
+    behaviors = (CacheBehavior.objects.filter(distribution__in=distribution_list(user).values("pk"))
+                 .select_related("distribution").order_by("distribution_id", "position"))
+    used: dict[str, list[CacheBehavior]] = {}
+    for behavior in behaviors:
+        used.setdefault(str(behavior.cache_policy_id), []).append(behavior)
+        if behavior.origin_request_policy_id is not None:
+            used.setdefault(str(behavior.origin_request_policy_id), []).append(behavior)
+    return used
 
 
 def invalidation_list(distribution: Distribution) -> QuerySet[Invalidation]:
@@ -209,11 +223,15 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return totals
 
 
-def traffic_stats(distribution_ids: list[str], *, start: datetime, end: datetime, interval: str) -> dict[str, Any]:
+def traffic_stats(distribution_ids: list[str], *, start: datetime, end: datetime, interval: str,
+                  edge_id: int | None = None) -> dict[str, Any]:
+    """Traffic of the distributions, per period; `edge_id` keeps what one edge served."""
+    qs = TrafficStat.objects.filter(distribution_id__in=distribution_ids, resolution=interval,
+                                    period_start__gte=start, period_start__lt=end)
+    if edge_id is not None:
+        qs = qs.filter(edge_id=edge_id)
     rows = list(
-        TrafficStat.objects.filter(distribution_id__in=distribution_ids, resolution=interval,
-                                   period_start__gte=start, period_start__lt=end)
-        .order_by("period_start")
+        qs.order_by("period_start")
         .values("period_start", "latency_ms_buckets", "signed_requests", *COUNTERS)
     )
     by_period: dict[datetime, list[dict[str, Any]]] = {}

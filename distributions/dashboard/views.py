@@ -83,8 +83,11 @@ def stats_json(request: HttpRequest) -> JsonResponse:
         ids = [_owned(request, request.GET["distribution"]).pk]
     else:
         ids = list(selectors.distribution_list(request.user).values_list("id", flat=True))
+    edge_id = None
+    if request.GET.get("edge"):  # what one edge served of them
+        edge_id = get_object_or_404(selectors.edge_list(), name=request.GET["edge"]).pk
     end = timezone.now()
-    stats = selectors.traffic_stats(ids, start=end - span, end=end, interval=interval)
+    stats = selectors.traffic_stats(ids, start=end - span, end=end, interval=interval, edge_id=edge_id)
     return JsonResponse({"interval": interval, "start": int(stats["start"].timestamp()),
                          "end": int(stats["end"].timestamp()), **_series(stats, seconds)})
 
@@ -333,3 +336,42 @@ def distribution_edit(request: HttpRequest, distribution_id: str) -> HttpRespons
         return _save(request, distribution)
     current = DistributionSerializer(distribution, context={"request": request}).data
     return _form_page(request, forms.initial(current), {}, distribution)
+
+
+# ---- Edges and policies ----
+
+@require_GET
+@dashboard_login_required
+def edge_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/edge_list.html", {"fleet": _fleet_rows(request), "nav": "edges"})
+
+
+@require_GET
+@dashboard_login_required
+def edge_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """One edge: what it runs, its health, (staff) its last refused config, and the traffic it
+    served in the last hour for the distributions the user owns."""
+    edge = get_object_or_404(selectors.edge_list(), name=name)
+    ids = list(selectors.distribution_list(request.user).values_list("id", flat=True))
+    end = timezone.now()
+    totals = selectors.traffic_stats(ids, start=end - timedelta(hours=1), end=end, interval="minute",
+                                     edge_id=edge.pk)["totals"]
+    latest = selectors.latest_version_number()
+    return render(request, "dashboard/edge_detail.html", {
+        "edge": edge, "last_error": edge.last_error if request.user.is_staff else None, "totals": totals,
+        "latest_version": latest, "behind": max(0, latest - edge.applied_version),
+        "stats_url": f"{reverse('dashboard:stats-json')}?edge={edge.name}", "nav": "edges"})
+
+
+@require_GET
+@dashboard_login_required
+def policy_list(request: HttpRequest) -> HttpResponse:
+    used = selectors.behaviors_by_policy(request.user)
+
+    def rows(policies: Any) -> list[dict[str, Any]]:
+        return [{"policy": p, "behaviors": used.get(str(p.pk), [])} for p in policies]
+
+    return render(request, "dashboard/policy_list.html", {
+        "cache_policies": rows(selectors.cache_policy_list(request.user).order_by("-managed", "name")),
+        "request_policies": rows(selectors.origin_request_policy_list(request.user).order_by("-managed", "name")),
+        "nav": "policies"})

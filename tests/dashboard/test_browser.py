@@ -252,9 +252,18 @@ def test_the_distributions_list_and_a_phone_width(browser: Any, alice: Any, clus
     assert "No distribution matches these filters" in alice.content()
     alice.goto(f"{base(cluster)}/dashboard/distributions/")
     shoot(alice, "distributions")
+    alice.goto(f"{base(cluster)}/dashboard/policies/")
+    assert distribution["id"] in alice.locator('table.cache-policies tr[data-policy="CachingOptimized"]').inner_text()
+    shoot(alice, "policies")
+    alice.goto(f"{base(cluster)}/dashboard/edges/")
+    alice.get_by_role("link", name=EDGE).click()
+    assert "healthy" in alice.locator("dl.fields").inner_text()
+    alice.wait_for_function("Number(document.getElementById('charts').dataset.points || 0) > 0", timeout=20_000)
+    shoot(alice, "edge")
     phone = log_in(browser, cluster, "alice", width=390)
     for path in ("/dashboard/", "/dashboard/distributions/", f"/dashboard/distributions/{distribution['id']}/",
-                 f"/dashboard/distributions/{distribution['id']}/history/"):
+                 f"/dashboard/distributions/{distribution['id']}/history/", "/dashboard/distributions/new/",
+                 "/dashboard/edges/", f"/dashboard/edges/{EDGE}/", "/dashboard/policies/"):
         phone.goto(f"{base(cluster)}{path}")
         assert no_horizontal_scroll(phone), path
     phone.goto(f"{base(cluster)}/dashboard/")

@@ -213,3 +213,40 @@ def test_the_dashboard_login_is_throttled_like_every_login(alice: User, settings
                                               "next": "/dashboard/"})
     assert page.status_code == 429 and "Too many failed login attempts" in page.content.decode()
     assert browser.get("/dashboard/").status_code == 302  # still not logged in
+
+
+def test_the_edges_page_and_an_edges_detail(alice: User, staff: User, created: dict[str, Any]) -> None:
+    assert "No edge is registered yet" in logged_in(alice).get("/dashboard/edges/").content.decode()
+    edge = EdgeNode.objects.create(name="edge-iad", pop="iad", url="http://127.0.0.1:9082", token_hash="c" * 64,
+                                   applied_version=1, healthy=True, last_seen=timezone.now(),
+                                   last_error="config 2 refused: no")
+    minute = timezone.now().replace(second=0, microsecond=0) - timezone.timedelta(minutes=1)
+    TrafficStat.objects.create(distribution_id=created["id"], edge=edge, resolution="minute", period_start=minute,
+                               requests=42, hits=40, status_2xx=42, latency_ms_buckets=[42])
+    listing = logged_in(alice).get("/dashboard/edges/").content.decode()
+    assert 'href="/dashboard/edges/edge-iad/"' in listing
+    page = logged_in(alice).get("/dashboard/edges/edge-iad/").content.decode()
+    assert "<dd>42</dd>" in page and "config 2 refused" not in page and "127.0.0.1:9082" not in page
+    staff_page = logged_in(staff).get("/dashboard/edges/edge-iad/").content.decode()
+    assert "config 2 refused: no" in staff_page and "127.0.0.1:9082" in staff_page
+    assert logged_in(alice).get("/dashboard/edges/edge-nowhere/").status_code == 404
+    per_edge = logged_in(alice).get("/dashboard/stats.json?edge=edge-iad").json()
+    assert per_edge["totals"]["requests"] == 42
+    assert logged_in(alice).get("/dashboard/stats.json?edge=edge-nowhere").status_code == 404
+
+
+def test_the_policies_page_lists_managed_and_custom_policies_and_the_behaviors_using_them(
+        alice: User, bob: User, created: dict[str, Any]) -> None:
+    from distributions.models import CachePolicy
+
+    CachePolicy.objects.create(id=__import__("uuid").uuid4(), owner=alice, name="alice-short", min_ttl=0, default_ttl=60,
+                               max_ttl=600)
+    CachePolicy.objects.create(id=__import__("uuid").uuid4(), owner=bob, name="bob-secret-policy")
+    page = logged_in(alice).get("/dashboard/policies/").content.decode()
+    assert "CachingOptimized" in page and "AllViewer" in page and "managed" in page
+    assert "alice-short" in page and "0 / 60 / 600" in page and "bob-secret-policy" not in page
+    row = page[page.index('data-policy="CachingOptimized"'):]
+    row = row[:row.index("</tr>")]
+    assert created["id"] in row and "<code>*</code>" in row
+    bobs = logged_in(bob).get("/dashboard/policies/").content.decode()
+    assert created["id"] not in bobs and "no behavior of yours" in bobs
