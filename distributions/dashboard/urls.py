@@ -17,6 +17,7 @@ urlpatterns = [
     path("edges/", views.edge_list, name="edge-list"),
     path("edges/<str:name>/", views.edge_detail, name="edge"),
     path("policies/", views.policy_list, name="policy-list"),
+    path("policies/cache/new/", views.cache_policy_create, name="cache-policy-create"),
     path("distributions/", views.distribution_list, name="distribution-list"),
     path("distributions/new/", views.distribution_create, name="distribution-create"),
     path("distributions/<distribution_id:distribution_id>/", views.distribution_detail, name="distribution"),

@@ -20,8 +20,8 @@ from rest_framework import serializers
 
 from .. import selectors, services
 from ..api import actions
-from ..api.serializers import DistributionSerializer, InvalidationSerializer
-from ..models import CREDENTIAL_FIELDS, ConfigVersion, Distribution, Status
+from ..api.serializers import CachePolicySerializer, DistributionSerializer, InvalidationSerializer
+from ..models import CREDENTIAL_FIELDS, CachePolicy, ConfigVersion, Distribution, ListBehavior, Status
 from . import forms
 
 LOGIN_URL = "dashboard:login"
@@ -375,3 +375,43 @@ def policy_list(request: HttpRequest) -> HttpResponse:
         "cache_policies": rows(selectors.cache_policy_list(request.user).order_by("-managed", "name")),
         "request_policies": rows(selectors.origin_request_policy_list(request.user).order_by("-managed", "name")),
         "nav": "policies"})
+
+
+POLICY_LISTS = ("query_strings", "headers", "cookies")
+
+
+@dashboard_login_required
+def cache_policy_create(request: HttpRequest) -> HttpResponse:
+    """A custom cache policy, validated by the API's CachePolicySerializer (TTL bounds and order
+    included), its messages by the field, every input kept on a refusal."""
+    values: dict[str, Any] = {"name": "", "comment": "", "min_ttl": "0", "default_ttl": "86400", "max_ttl": "31536000",
+                              "enable_gzip": True, "enable_brotli": True,
+                              **{f"{kind}_behavior": "none" for kind in POLICY_LISTS},
+                              **{f"{kind}_names": "" for kind in POLICY_LISTS}}
+    errors: dict[str, list[str]] = {}
+    status = 200
+    if request.method == "POST":
+        values.update({name: request.POST.get(name, "") for name in values if not name.startswith("enable_")})
+        values.update(enable_gzip=request.POST.get("enable_gzip") == "on",
+                      enable_brotli=request.POST.get("enable_brotli") == "on")
+        body = {name: values[name] for name in ("name", "comment", "min_ttl", "default_ttl", "max_ttl",
+                                                "enable_gzip", "enable_brotli")}
+        for kind in POLICY_LISTS:
+            body[kind] = {"behavior": values[f"{kind}_behavior"],
+                          "names": [n.strip() for n in values[f"{kind}_names"].replace(",", "\n").splitlines() if n.strip()]}
+        serializer = CachePolicySerializer(data=body, context={"request": request})
+        if serializer.is_valid():
+            try:
+                policy = services.policy_create(model=CachePolicy, user=request.user, data=serializer.validated_data)
+            except services.Conflict as exc:
+                errors, status = {"name": [str(exc)]}, 409
+            else:
+                messages.success(request, f"Cache policy {policy.name!r} created.")
+                return redirect("dashboard:policy-list")
+        else:
+            errors, status = {key: _messages(value) for key, value in serializer.errors.items()}, 400
+    return render(request, "dashboard/cache_policy_form.html", {
+        "values": values, "errors": errors, "list_behaviors": ListBehavior.values, "nav": "policies",
+        "lists": [{"kind": kind, "label": kind.replace("_", " ").capitalize(), "behavior": values[f"{kind}_behavior"],
+                   "names": values[f"{kind}_names"], "errors": errors.get(kind, [])} for kind in POLICY_LISTS]},
+        status=status)

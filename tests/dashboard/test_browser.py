@@ -163,6 +163,28 @@ def test_a_distribution_created_through_the_form_turns_deployed_without_a_reload
     assert response.status_code == 200 and x_cache(response) == "Miss"
 
 
+def test_a_bad_ttl_is_shown_by_its_field_with_the_other_inputs_kept(alice: Any, cluster: Cluster) -> None:
+    alice.goto(f"{base(cluster)}/dashboard/policies/")
+    alice.get_by_role("link", name="Create cache policy").click()
+    alice.get_by_label("Name", exact=True).fill("browser-short")
+    alice.get_by_label("Comment").fill("kept")
+    alice.get_by_label("Minimum TTL").fill("7200")
+    alice.get_by_label("Default TTL").fill("300")
+    alice.get_by_label("Maximum TTL").fill("3600")
+    alice.get_by_label("Query strings in the cache key").select_option("allowlist")
+    alice.locator("#p-query_strings_names").fill("page")
+    alice.get_by_role("button", name="Create cache policy").click()
+    errors = alice.locator(".field .errors")
+    assert errors.count() >= 1 and "ttl" in errors.first.inner_text().lower()
+    assert alice.get_by_label("Comment").input_value() == "kept"
+    assert alice.get_by_label("Minimum TTL").input_value() == "7200"
+    assert alice.get_by_label("Query strings in the cache key").input_value() == "allowlist"
+    shoot(alice, "cache-policy-refused")
+    alice.get_by_label("Minimum TTL").fill("0")
+    alice.get_by_role("button", name="Create cache policy").click()
+    alice.wait_for_selector('table.cache-policies tr[data-policy="browser-short"]')
+
+
 def test_a_change_shows_in_progress_then_deployed_without_a_reload(
         alice: Any, cluster: Cluster, alice_api: httpx.Client, distribution: dict[str, Any]) -> None:
     url = f"/distributions/{distribution['id']}/"

@@ -108,8 +108,44 @@ def test_every_form_control_has_a_label(alice: User) -> None:
     import re
 
     body = logged_in(alice).get("/dashboard/distributions/new/").content.decode()
+    body += logged_in(alice).get("/dashboard/policies/cache/new/").content.decode()
     for control in re.findall(r"<(?:input|select|textarea)\b[^>]*>", body):
         if 'type="hidden"' in control:
             continue
         ident = re.search(r'id="([^"]+)"', control)
         assert ident and f'for="{ident.group(1)}"' in body, control
+
+
+def policy_form(**overrides: str) -> dict[str, str]:
+    body = {"name": "short", "comment": "five minutes", "min_ttl": "0", "default_ttl": "300", "max_ttl": "3600",
+            "enable_gzip": "on", "query_strings_behavior": "allowlist", "query_strings_names": "page, lang",
+            "headers_behavior": "none", "headers_names": "", "cookies_behavior": "none", "cookies_names": ""}
+    body.update(overrides)
+    return body
+
+
+def test_a_cache_policy_with_a_bad_ttl_is_refused_by_the_field_with_every_input_kept(alice: User) -> None:
+    client = logged_in(alice)
+    refused = client.post("/dashboard/policies/cache/new/", policy_form(min_ttl="7200"))
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    api = APIClient()
+    api.force_authenticate(alice)
+    same = api.post("/api/v1/cache-policies/", {"name": "short", "min_ttl": 7200, "default_ttl": 300, "max_ttl": 3600},
+                    format="json").json()
+    field, messages = next(iter(same.items()))
+    after = body[body.index(f'id="p-{field}"'):][:500]
+    assert messages[0] in after  # the API's message, by the field it is about
+    assert 'value="7200"' in body and 'value="five minutes"' in body and 'value="page, lang"' in body
+    assert '<option value="allowlist" selected>' in body
+    assert not CachePolicy.objects.filter(name="short").exists()
+
+
+def test_a_cache_policy_is_created_through_the_form(alice: User) -> None:
+    made = logged_in(alice).post("/dashboard/policies/cache/new/", policy_form())
+    assert made.status_code == 302 and made["Location"] == "/dashboard/policies/"
+    policy = CachePolicy.objects.get(name="short")
+    assert policy.owner == alice and (policy.min_ttl, policy.default_ttl, policy.max_ttl) == (0, 300, 3600)
+    assert policy.query_strings == ["lang", "page"] and policy.enable_gzip and not policy.enable_brotli
+    again = logged_in(alice).post("/dashboard/policies/cache/new/", policy_form())
+    assert again.status_code == 409 and "short" in again.content.decode()
