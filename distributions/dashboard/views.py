@@ -169,6 +169,14 @@ def distribution_detail(request: HttpRequest, distribution_id: str, tab: str = "
         context["range"] = request.GET.get("range") if request.GET.get("range") in RANGES else "1h"
         context["ranges"] = list(RANGES)
         context["stats_url"] = f"{reverse('dashboard:stats-json')}?distribution={distribution.pk}&range={context['range']}"
+        span, interval, _ = RANGES[context["range"]]
+        end = timezone.now()
+        context["totals"] = selectors.traffic_stats([distribution.pk], start=end - span, end=end,
+                                                    interval=interval)["totals"]
+        context["per_edge"] = [
+            {"edge": edge, "totals": selectors.traffic_stats([distribution.pk], start=end - span, end=end,
+                                                             interval=interval, edge_id=edge.pk)["totals"]}
+            for edge in selectors.edge_list().order_by("name")]
     elif tab == "history":
         context.update(_history_context(request, distribution))
     return render(request, f"dashboard/distribution_{tab}.html", context)

@@ -250,3 +250,19 @@ def test_the_policies_page_lists_managed_and_custom_policies_and_the_behaviors_u
     assert created["id"] in row and "<code>*</code>" in row
     bobs = logged_in(bob).get("/dashboard/policies/").content.decode()
     assert created["id"] not in bobs and "no behavior of yours" in bobs
+
+
+def test_the_stats_tab_breaks_the_traffic_down_by_edge_with_latency(alice: User, created: dict[str, Any]) -> None:
+    client = logged_in(alice)
+    assert "No edge is registered yet" in client.get(f"/dashboard/distributions/{created['id']}/stats/").content.decode()
+    fra = EdgeNode.objects.create(name="edge-fra", pop="fra", url="http://127.0.0.1:9081", token_hash="d" * 64)
+    EdgeNode.objects.create(name="edge-sin", pop="sin", url="http://127.0.0.1:9083", token_hash="e" * 64)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timezone.timedelta(hours=2)
+    TrafficStat.objects.create(distribution_id=created["id"], edge=fra, resolution="hour", period_start=hour,
+                               requests=10, hits=5, status_2xx=10, latency_ms_buckets=[10])
+    page = client.get(f"/dashboard/distributions/{created['id']}/stats/?range=24h").content.decode()
+    fra_row = page[page.index('data-edge="edge-fra"'):]
+    assert "<td>10</td>" in fra_row[:fra_row.index("</tr>")]
+    sin_row = page[page.index('data-edge="edge-sin"'):]
+    assert "<td>0</td>" in sin_row[:sin_row.index("</tr>")]
+    assert 'data-latency="p50"' in page and "— ms" not in page.split('data-latency="p50"')[1][:20]
