@@ -118,6 +118,9 @@ def payload(values: dict[str, Any], current: dict[str, Any] | None) -> tuple[dic
         item["origin_request_policy"] = row["origin_request_policy"] or None
         behaviors.append(item)
         behavior_rows.append(index)
+    # The default behavior ("*") is evaluated last wherever its row is: pinned there.
+    order = sorted(range(len(behaviors)), key=lambda i: behaviors[i].get("path_pattern") == "*")
+    behaviors, behavior_rows = [behaviors[i] for i in order], [behavior_rows[i] for i in order]
     body = {"comment": values["comment"], "enabled": values["enabled"],
             "aliases": [line.strip() for line in values["aliases"].replace(",", "\n").splitlines() if line.strip()],
             "default_root_object": values["default_root_object"], "origins": origins, "cache_behaviors": behaviors}
@@ -171,4 +174,20 @@ def attach(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, An
             row["errors"] = {name.rsplit("-", 1)[1]: messages for name, messages in errors.items()
                              if name.startswith(f"{prefix}-{i}-")}
             row["row_errors"] = errors.get(f"{prefix}-{i}", [])
+    return values
+
+
+def move(values: dict[str, Any], command: str) -> dict[str, Any]:
+    """`b-3-up` / `b-3-down`: swap that behavior row with its neighbour; "*" stays last."""
+    parts = command.split("-")
+    rows = values["behaviors"]
+    if len(parts) != 3 or parts[0] != "b" or not parts[1].isdigit() or parts[2] not in ("up", "down"):
+        return values
+    i = int(parts[1])
+    j = i - 1 if parts[2] == "up" else i + 1
+    if not (0 <= i < len(rows) and 0 <= j < len(rows)):
+        return values
+    if "*" in (rows[i].get("path_pattern"), rows[j].get("path_pattern")):
+        return values  # the default behavior is pinned last
+    rows[i], rows[j] = rows[j], rows[i]
     return values

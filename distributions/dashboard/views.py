@@ -308,6 +308,8 @@ def _save(request: HttpRequest, distribution: Distribution | None) -> HttpRespon
     context = {"request": request}
     current = DistributionSerializer(distribution, context=context).data if distribution is not None else None
     values = forms.from_post(request.POST)
+    if request.POST.get("move"):  # the up/down buttons: the same form again, rows reordered, nothing saved
+        return _form_page(request, forms.move(values, request.POST["move"]), {}, distribution)
     body, origin_rows, behavior_rows = forms.payload(values, current)
     serializer = DistributionSerializer(distribution, data=body, context=context)
     if not serializer.is_valid():

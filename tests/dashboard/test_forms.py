@@ -149,3 +149,24 @@ def test_a_cache_policy_is_created_through_the_form(alice: User) -> None:
     assert policy.query_strings == ["lang", "page"] and policy.enable_gzip and not policy.enable_brotli
     again = logged_in(alice).post("/dashboard/policies/cache/new/", policy_form())
     assert again.status_code == 409 and "short" in again.content.decode()
+
+
+def test_behaviors_move_up_and_down_and_the_default_stays_last(alice: User, django_capture_on_commit_callbacks: Any) -> None:
+    client = logged_in(alice)
+    rows = form(**{"b-rows": "3", "b-0-path_pattern": "*", "b-1-path_pattern": "/a/*", "b-1-target_origin_id": "web",
+                   "b-1-cache_policy": form()["b-0-cache_policy"], "b-1-viewer_protocol_policy": "allow-all",
+                   "b-1-allowed_methods": "GET_HEAD", "b-1-original": "",
+                   "b-2-original": "", "b-2-path_pattern": "/b/*", "b-2-target_origin_id": "web",
+                   "b-2-cache_policy": form()["b-0-cache_policy"], "b-2-origin_request_policy": "",
+                   "b-2-viewer_protocol_policy": "allow-all", "b-2-allowed_methods": "GET_HEAD"})
+    moved = client.post("/dashboard/distributions/new/", {**rows, "move": "b-2-up"})
+    assert moved.status_code == 200 and not Distribution.objects.exists()  # a move saves nothing
+    body = moved.content.decode()
+    assert body.index('value="/b/*"') < body.index('value="/a/*"') and body.index('value="*"') < body.index('value="/b/*"')
+    unmoved = client.post("/dashboard/distributions/new/", {**rows, "move": "b-1-up"}).content.decode()
+    assert unmoved.index('value="*"') < unmoved.index('value="/a/*"') < unmoved.index('value="/b/*"')  # not past "*"
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = client.post("/dashboard/distributions/new/", rows)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    behaviors = Distribution.objects.get().cache_behaviors.order_by("position")
+    assert [b.path_pattern for b in behaviors] == ["/a/*", "/b/*", "*"]  # "*" pinned last
