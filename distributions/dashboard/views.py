@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,6 +31,7 @@ dashboard_login_required = login_required(login_url=LOGIN_URL)
 # The range picker: how far back, and the stats resolution that span is read at.
 RANGES = {"1h": (timedelta(hours=1), "minute", 60), "24h": (timedelta(hours=24), "hour", 3600),
           "7d": (timedelta(days=7), "hour", 3600)}
+LIST_PAGE_SIZE = 50
 DASHBOARD_TABS = ("general", "origins", "behaviors", "invalidations", "stats", "history")
 
 
@@ -106,12 +108,17 @@ def distribution_list(request: HttpRequest) -> HttpResponse:
     if enabled in ("yes", "no"):
         shown = shown.filter(enabled=enabled == "yes")
     serving = selectors.edges_serving()
-    rows = [{"distribution": d, "status": selectors.distribution_status(d, serving)} for d in shown]
     if status in (Status.DEPLOYED, Status.IN_PROGRESS):
-        rows = [row for row in rows if row["status"] == status]
+        # distribution_status's rule as a filter: Deployed once every serving edge runs its last change.
+        oldest = min((edge.applied_version for edge in serving), default=None)
+        deployed = Q(config_version__lte=oldest) if oldest is not None else Q(pk__in=[])
+        shown = shown.filter(deployed) if status == Status.DEPLOYED else shown.exclude(deployed)
+    page = Paginator(shown, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [{"distribution": d, "status": selectors.distribution_status(d, serving)} for d in page]
     return render(request, "dashboard/distribution_list.html", {
-        "rows": rows, "q": query, "status": status, "enabled": enabled, "owns_any": everything.exists(),
-        "statuses": (Status.IN_PROGRESS, Status.DEPLOYED), "nav": "distributions"})
+        "rows": rows, "page": page, "q": query, "status": status, "enabled": enabled,
+        "owns_any": bool(rows) or everything.exists(), "statuses": (Status.IN_PROGRESS, Status.DEPLOYED),
+        "nav": "distributions"})
 
 
 def _deployment(distribution: Distribution) -> dict[str, Any]:

@@ -266,3 +266,21 @@ def test_the_stats_tab_breaks_the_traffic_down_by_edge_with_latency(alice: User,
     sin_row = page[page.index('data-edge="edge-sin"'):]
     assert "<td>0</td>" in sin_row[:sin_row.index("</tr>")]
     assert 'data-latency="p50"' in page and "— ms" not in page.split('data-latency="p50"')[1][:20]
+
+
+def test_the_list_is_paged_and_the_status_filter_follows_the_status_rule(alice: User) -> None:
+    from distributions.dashboard.views import LIST_PAGE_SIZE
+
+    Distribution.objects.bulk_create(Distribution(owner=alice, comment=f"d{i}", config_version=1 + i % 2)
+                                     for i in range(LIST_PAGE_SIZE + 5))
+    EdgeNode.objects.create(name="edge-fra", pop="fra", url="http://127.0.0.1:9081", token_hash="f" * 64,
+                            applied_version=1, healthy=True, last_seen=timezone.now())
+    client = logged_in(alice)
+    first = client.get("/dashboard/distributions/")
+    assert len(first.context["rows"]) == LIST_PAGE_SIZE and "Page 1 of 2" in first.content.decode()
+    assert len(client.get("/dashboard/distributions/?page=2").context["rows"]) == 5
+    deployed = client.get("/dashboard/distributions/?status=Deployed").context["page"].paginator.count
+    in_progress = client.get("/dashboard/distributions/?status=InProgress").context["page"].paginator.count
+    assert (deployed, in_progress) == (28, 27)  # version 1 runs on the edge: Deployed; version 2: not yet
+    rows = client.get("/dashboard/distributions/?status=Deployed").context["rows"]
+    assert {row["status"] for row in rows} == {"Deployed"}
