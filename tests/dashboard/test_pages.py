@@ -284,3 +284,29 @@ def test_the_list_is_paged_and_the_status_filter_follows_the_status_rule(alice: 
     assert (deployed, in_progress) == (28, 27)  # version 1 runs on the edge: Deployed; version 2: not yet
     rows = client.get("/dashboard/distributions/?status=Deployed").context["rows"]
     assert {row["status"] for row in rows} == {"Deployed"}
+
+
+def test_the_charts_counters_summed_by_the_database_equal_the_apis_stats(alice: User, created: dict[str, Any]) -> None:
+    from distributions import selectors
+
+    edges = [EdgeNode.objects.create(name=f"edge-{i}", pop="fra", url=f"http://127.0.0.1:{9090 + i}",
+                                     token_hash=f"{i:064x}") for i in range(2)]
+    other = Distribution.objects.create(owner=alice)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    for n, (distribution_id, edge) in enumerate([(created["id"], edges[0]), (created["id"], edges[1]), (other.pk, edges[0])]):
+        for back in (1, 2):
+            TrafficStat.objects.create(distribution_id=distribution_id, edge=edge, resolution="minute",
+                                       period_start=minute - timezone.timedelta(minutes=back), requests=10 * (n + back),
+                                       hits=n + back, bytes_out=1000 * n, status_4xx=n, status_5xx=back,
+                                       latency_ms_buckets=[1])
+    span = {"start": minute - timezone.timedelta(hours=1), "end": minute + timezone.timedelta(minutes=1),
+            "interval": "minute"}
+    ids = [created["id"], other.pk]
+    full = selectors.traffic_stats(ids, **span)
+    summed = selectors.traffic_counters(Distribution.objects.filter(owner=alice), **span)
+    keys = ("requests", "hits", "bytes_out", "status_4xx", "status_5xx", "hit_ratio", "error_rate_4xx", "error_rate_5xx")
+    assert [{k: row[k] for k in ("start", *keys)} for row in full["series"]] == \
+        [{k: row[k] for k in ("start", *keys)} for row in summed["series"]]
+    assert {k: full["totals"][k] for k in keys} == {k: summed["totals"][k] for k in keys}
+    one_edge = selectors.traffic_counters(ids, edge_id=edges[1].pk, **span)
+    assert one_edge["totals"]["requests"] == sum(r["requests"] for r in TrafficStat.objects.filter(edge=edges[1]).values("requests"))

@@ -29,9 +29,7 @@
     var shown = {
       requests: String(t.requests), status_4xx: String(t.status_4xx), status_5xx: String(t.status_5xx),
       hit_ratio: t.hit_ratio === null ? "\u2014" : Math.round(t.hit_ratio * 100) + " %",
-      bytes_out: bytes(t.bytes_out),
-      latency: (t.latency_p50_ms === null ? "\u2014" : t.latency_p50_ms) + " / " +
-               (t.latency_p95_ms === null ? "\u2014" : t.latency_p95_ms) + " ms"
+      bytes_out: bytes(t.bytes_out)
     };
     document.querySelectorAll("[data-total]").forEach(function (el) {
       if (shown[el.dataset.total] !== undefined) { el.textContent = shown[el.dataset.total]; }
