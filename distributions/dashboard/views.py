@@ -171,6 +171,8 @@ def distribution_detail(request: HttpRequest, distribution_id: str, tab: str = "
         context["behaviors"] = list(distribution.cache_behaviors.all())
     elif tab == "invalidations":
         context.update(_invalidation_context(distribution))
+        if request.htmx:  # the history's own poll: the fragment alone (django-htmx's request.htmx)
+            return render(request, "dashboard/_invalidation_history.html", context)
     elif tab == "stats":
         context["range"] = request.GET.get("range") if request.GET.get("range") in RANGES else "1h"
         context["ranges"] = list(RANGES)
@@ -205,7 +207,8 @@ def _invalidation_context(distribution: Distribution, form: dict[str, Any] | Non
         took = (invalidation.completed_at - invalidation.created_at).total_seconds() if invalidation.completed_at else None
         rows.append({"i": invalidation, "took_seconds": took,
                      "acks": selectors.invalidation_acknowledgements(invalidation, serving)})
-    return {"invalidations": rows, "form": form or {"paths": "", "tags": "", "errors": {}}}
+    return {"invalidations": rows, "any_pending": any(row["i"].status != "Completed" for row in rows),
+            "form": form or {"paths": "", "tags": "", "errors": {}}}
 
 
 @require_POST

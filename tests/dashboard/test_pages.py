@@ -310,3 +310,13 @@ def test_the_charts_counters_summed_by_the_database_equal_the_apis_stats(alice: 
     assert {k: full["totals"][k] for k in keys} == {k: summed["totals"][k] for k in keys}
     one_edge = selectors.traffic_counters(ids, edge_id=edges[1].pk, **span)
     assert one_edge["totals"]["requests"] == sum(r["requests"] for r in TrafficStat.objects.filter(edge=edges[1]).values("requests"))
+
+
+def test_an_htmx_poll_of_the_invalidations_gets_the_history_fragment_alone(alice: User, created: dict[str, Any]) -> None:
+    client = logged_in(alice)
+    client.post(f"/dashboard/distributions/{created['id']}/invalidations/create/", {"paths": "/x"})
+    url = f"/dashboard/distributions/{created['id']}/invalidations/"
+    fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert fragment.startswith('<div id="invalidation-history"') and "<html" not in fragment
+    assert 'hx-trigger="every 1s"' in fragment  # InProgress (no edge): it keeps polling
+    assert "<html" in client.get(url).content.decode()
