@@ -19,6 +19,7 @@ from ..models import AllowedMethods, OriginProtocolPolicy, ViewerProtocolPolicy
 ORIGIN_FIELDS = ("origin_id", "domain_name", "origin_path", "protocol_policy", "http_port", "https_port")
 BEHAVIOR_FIELDS = ("path_pattern", "target_origin_id", "cache_policy", "origin_request_policy",
                    "viewer_protocol_policy", "allowed_methods", "compress")
+GROUP_FIELDS = ("group_id", "primary_origin_id", "secondary_origin_id", "failover_status_codes")
 GENERAL_FIELDS = ("comment", "enabled", "aliases", "default_root_object")
 BLANK_ORIGINS = 1  # empty rows offered to add an origin / a behavior (a blank row is ignored)
 BLANK_BEHAVIORS = 1
@@ -49,6 +50,13 @@ def _behavior_row(item: dict[str, Any] | None = None, position: int = 0) -> dict
     return row
 
 
+def _group_row(item: dict[str, Any] | None = None) -> dict[str, Any]:
+    item = item or {}
+    return {"group_id": item.get("group_id", ""), "primary_origin_id": item.get("primary_origin_id", ""),
+            "secondary_origin_id": item.get("secondary_origin_id", ""),
+            "failover_status_codes": ", ".join(str(c) for c in item.get("failover_status_codes", [])), "original": ""}
+
+
 def initial(representation: dict[str, Any] | None) -> dict[str, Any]:
     """The form's values for a new distribution (None) or for the API's representation of one."""
     rep = representation or {"comment": "", "enabled": True, "aliases": [], "default_root_object": "",
@@ -61,6 +69,7 @@ def initial(representation: dict[str, Any] | None) -> dict[str, Any]:
         "comment": rep.get("comment", ""), "enabled": bool(rep.get("enabled", True)),
         "aliases": "\n".join(rep.get("aliases", [])), "default_root_object": rep.get("default_root_object", ""),
         "origins": [_origin_row(o) for o in rep["origins"]] + [_origin_row() for _ in range(BLANK_ORIGINS)],
+        "groups": [_group_row(g) for g in rep.get("origin_groups", [])] + [_group_row()],
         "behaviors": behaviors + [_behavior_row() for _ in range(BLANK_BEHAVIORS)],
     }
 
@@ -80,14 +89,17 @@ def from_post(post: QueryDict) -> dict[str, Any]:
 
     return {"comment": post.get("comment", ""), "enabled": post.get("enabled") == "on",
             "aliases": post.get("aliases", ""), "default_root_object": post.get("default_root_object", ""),
-            "origins": rows("o", ORIGIN_FIELDS), "behaviors": rows("b", BEHAVIOR_FIELDS)}
+            "origins": rows("o", ORIGIN_FIELDS), "behaviors": rows("b", BEHAVIOR_FIELDS),
+            # No group rows sent at all (not even a count): the groups stay as they are.
+            "groups": rows("g", GROUP_FIELDS) if "g-rows" in post else None}
 
 
 def _blank(row: dict[str, Any], keys: tuple[str, ...]) -> bool:
     return not any(str(row.get(k, "")).strip() for k in keys)
 
 
-def payload(values: dict[str, Any], current: dict[str, Any] | None) -> tuple[dict[str, Any], list[int], list[int]]:
+def payload(values: dict[str, Any], current: dict[str, Any] | None
+            ) -> tuple[dict[str, Any], list[int], list[int], list[int]]:
     """The API's write body, and which form row each origin and behavior of it came from.
 
     `current` is the API's representation of the distribution being edited: the parts the
@@ -118,13 +130,28 @@ def payload(values: dict[str, Any], current: dict[str, Any] | None) -> tuple[dic
         item["origin_request_policy"] = row["origin_request_policy"] or None
         behaviors.append(item)
         behavior_rows.append(index)
+    groups: list[dict[str, Any]] = []
+    group_rows: list[int] = []
+    if values.get("groups") is None:
+        groups = [dict(g) for g in (current or {}).get("origin_groups", [])]
+        group_rows = list(range(len(groups)))
+    for index, row in enumerate(values.get("groups") or []):
+        if _blank(row, GROUP_FIELDS):
+            continue
+        codes: list[Any] = []
+        for part in row["failover_status_codes"].replace(",", " ").split():
+            codes.append(int(part) if part.isdigit() else part)  # a non-number: the serializer's message
+        groups.append({"group_id": row["group_id"], "primary_origin_id": row["primary_origin_id"],
+                       "secondary_origin_id": row["secondary_origin_id"], "failover_status_codes": codes})
+        group_rows.append(index)
     # The default behavior ("*") is evaluated last wherever its row is: pinned there.
     order = sorted(range(len(behaviors)), key=lambda i: behaviors[i].get("path_pattern") == "*")
     behaviors, behavior_rows = [behaviors[i] for i in order], [behavior_rows[i] for i in order]
     body = {"comment": values["comment"], "enabled": values["enabled"],
             "aliases": [line.strip() for line in values["aliases"].replace(",", "\n").splitlines() if line.strip()],
-            "default_root_object": values["default_root_object"], "origins": origins, "cache_behaviors": behaviors}
-    return body, origin_rows, behavior_rows
+            "default_root_object": values["default_root_object"], "origins": origins, "origin_groups": groups,
+            "cache_behaviors": behaviors}
+    return body, origin_rows, group_rows, behavior_rows
 
 
 def _lines(errors: Any) -> list[str]:
@@ -135,7 +162,8 @@ def _lines(errors: Any) -> list[str]:
     return [str(errors)]
 
 
-def errors_by_field(errors: dict[str, Any], origin_rows: list[int], behavior_rows: list[int]) -> dict[str, list[str]]:
+def errors_by_field(errors: dict[str, Any], origin_rows: list[int], group_rows: list[int],
+                    behavior_rows: list[int]) -> dict[str, list[str]]:
     """The serializer's errors keyed by the form's input names (`o-2-http_port`), a section's
     or a row's own under `origins`, `o-2`, and anything else under `form`."""
     out: dict[str, list[str]] = {}
@@ -145,9 +173,10 @@ def errors_by_field(errors: dict[str, Any], origin_rows: list[int], behavior_row
             out.setdefault(key, []).extend(messages)
 
     for key, value in errors.items():
-        if key in ("origins", "cache_behaviors"):
-            prefix, fields, rows = ("o", ORIGIN_FIELDS, origin_rows) if key == "origins" else \
-                ("b", BEHAVIOR_FIELDS, behavior_rows)
+        if key in ("origins", "origin_groups", "cache_behaviors"):
+            prefix, fields, rows = {"origins": ("o", ORIGIN_FIELDS, origin_rows),
+                                    "origin_groups": ("g", GROUP_FIELDS, group_rows),
+                                    "cache_behaviors": ("b", BEHAVIOR_FIELDS, behavior_rows)}[key]
             items = value
             if isinstance(value, dict):  # a list's errors by index
                 items = [value.get(i, value.get(str(i), {})) for i in range(len(rows))]
@@ -168,7 +197,14 @@ def errors_by_field(errors: dict[str, Any], origin_rows: list[int], behavior_row
 
 def attach(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
     """Each row's errors beside its values, for the template: `row.errors.http_port`, `row.row_errors`."""
-    for prefix, key in (("o", "origins"), ("b", "behaviors")):
+    if values.get("groups") is None:
+        values["groups"] = []
+    counts = {"o": len(values["origins"]), "g": len(values["groups"]), "b": len(values["behaviors"])}
+    for name, messages in list(errors.items()):  # about a row the page does not show: at the top
+        parts = name.split("-")
+        if len(parts) >= 2 and parts[0] in counts and parts[1].isdigit() and int(parts[1]) >= counts[parts[0]]:
+            errors.setdefault("form", []).extend(messages)
+    for prefix, key in (("o", "origins"), ("g", "groups"), ("b", "behaviors")):
         for i, row in enumerate(values[key]):
             row["index"] = i
             row["errors"] = {name.rsplit("-", 1)[1]: messages for name, messages in errors.items()

@@ -319,10 +319,10 @@ def _save(request: HttpRequest, distribution: Distribution | None) -> HttpRespon
     values = forms.from_post(request.POST)
     if request.POST.get("move"):  # the up/down buttons: the same form again, rows reordered, nothing saved
         return _form_page(request, forms.move(values, request.POST["move"]), {}, distribution)
-    body, origin_rows, behavior_rows = forms.payload(values, current)
+    body, origin_rows, group_rows, behavior_rows = forms.payload(values, current)
     serializer = DistributionSerializer(distribution, data=body, context=context)
     if not serializer.is_valid():
-        errors = forms.errors_by_field(serializer.errors, origin_rows, behavior_rows)
+        errors = forms.errors_by_field(serializer.errors, origin_rows, group_rows, behavior_rows)
         return _form_page(request, values, errors, distribution, status=400)
     try:
         if distribution is None:

@@ -170,3 +170,24 @@ def test_behaviors_move_up_and_down_and_the_default_stays_last(alice: User, djan
     assert saved.status_code == 302, saved.content.decode()[:2000]
     behaviors = Distribution.objects.get().cache_behaviors.order_by("position")
     assert [b.path_pattern for b in behaviors] == ["/a/*", "/b/*", "*"]  # "*" pinned last
+
+
+def test_an_origin_group_is_made_through_the_form_and_its_errors_shown_by_the_field(
+        alice: User, django_capture_on_commit_callbacks: Any) -> None:
+    client = logged_in(alice)
+    with_group = form(**{"o-rows": "2", "o-1-origin_id": "backup", "o-1-domain_name": "127.0.0.2",
+                         "g-rows": "1", "g-0-original": "", "g-0-group_id": "failover", "g-0-primary_origin_id": "web",
+                         "g-0-secondary_origin_id": "backup", "g-0-failover_status_codes": "500, 503",
+                         "b-0-target_origin_id": "failover"})
+    refused = client.post("/dashboard/distributions/new/", {**with_group, "g-0-secondary_origin_id": "nowhere"})
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    after = body[body.index('id="g-0-secondary_origin_id"'):][:400]
+    assert 'class="errors"' in after and 'value="nowhere"' in body and 'value="500, 503"' in body
+    with django_capture_on_commit_callbacks(execute=True):
+        made = client.post("/dashboard/distributions/new/", with_group)
+    assert made.status_code == 302, made.content.decode()[:2000]
+    group = Distribution.objects.get().origin_groups.get()
+    assert (group.group_id, group.primary_origin_id, group.secondary_origin_id) == ("failover", "web", "backup")
+    assert group.failover_status_codes == [500, 503]
+    assert Distribution.objects.get().cache_behaviors.get().target_origin_id == "failover"
