@@ -3,7 +3,7 @@ API's own `DistributionSerializer`, so the rules and messages are the API's, in 
 
 The form edits what a page can show plainly (the general settings, custom origins' address
 and protocol, the behaviors' routing and policies). Everything else a distribution holds
-(S3 settings, TLS, custom headers, origin groups, error pages, signed-URL key groups) is
+(S3 settings, TLS, custom headers, error pages, signed-URL key groups) is
 carried over from the current representation unchanged, and secrets, which the API never
 answers with, are kept by the services as in any read-modify-write.
 """
