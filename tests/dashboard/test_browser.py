@@ -3,13 +3,15 @@ real cluster (control plane, worker, beat, the demo origin and an edge, as proce
 
 Chromium comes from the `chromium` package (`make browser`, which `make test` runs), launched
 by its path: no browser download. Missing, the tests skip on a developer's machine and fail
-with CI=true. The pages' screenshots land in docs/screenshots/ (shown in the README).
+with CI=true. `UPDATE_SCREENSHOTS=1` writes the pages' screenshots into docs/screenshots/
+(the README's); otherwise they go to a temporary folder.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,11 @@ from tests.e2e.cluster import Cluster, running_cluster, wait_for
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's screenshots are rewritten only when asked (UPDATE_SCREENSHOTS=1): a plain test
+# run takes them too, into a temporary folder, so that it leaves the work tree as it was.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = DOCS_SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else \
+    Path(tempfile.gettempdir()) / "cdn-dashboard-screenshots"
 EDGE = "edge-fra"
 PASSWORDS = {"alice": "alice-browser-pass-1", "bob": "bob-browser-pass-1"}
 
