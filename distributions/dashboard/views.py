@@ -9,14 +9,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework import serializers
 
 from .. import selectors, services
@@ -341,6 +341,7 @@ def _save(request: HttpRequest, distribution: Distribution | None) -> HttpRespon
     return redirect("dashboard:distribution", saved.pk)
 
 
+@require_http_methods(["GET", "POST"])
 @dashboard_login_required
 def distribution_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -348,6 +349,7 @@ def distribution_create(request: HttpRequest) -> HttpResponse:
     return _form_page(request, forms.initial(None), {}, None)
 
 
+@require_http_methods(["GET", "POST"])
 @dashboard_login_required
 def distribution_edit(request: HttpRequest, distribution_id: str) -> HttpResponse:
     distribution = _owned(request, distribution_id)
@@ -398,6 +400,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 POLICY_LISTS = ("query_strings", "headers", "cookies")
 
 
+@require_http_methods(["GET", "POST"])
 @dashboard_login_required
 def cache_policy_create(request: HttpRequest) -> HttpResponse:
     """A custom cache policy, validated by the API's CachePolicySerializer (TTL bounds and order
