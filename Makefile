@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test soak venv clean
+.PHONY: run test soak venv browser clean
 
 venv: $(STAMP)
 
@@ -18,9 +18,19 @@ run: $(STAMP)
 
 # DEBUG=true only lets settings generate a local SECRET_KEY under var/; pytest-django
 # still runs every test with DEBUG off, as production does.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m mypy edgeagent cdncontract
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser tests (tests/dashboard/test_browser.py) drive Debian's chromium
+# package through Playwright (pinned in requirements.txt), never a downloaded browser. Installed
+# with apt-get when missing (root, or sudo); without it those tests skip, and fail with CI=true.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "make: installing Debian's chromium for the dashboard's browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } >/dev/null \
+	    || echo "make: could not install chromium: the browser tests will skip (and fail with CI=true)"; }
 
 # The soak test for 30 minutes (make test runs it for 3), its summary printed at the end.
 SOAK_SECONDS ?= 1800

@@ -25,7 +25,8 @@ import pytest
 from tests.e2e.cluster import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIRS = ("distributions/templates", "distributions/static", "distributions/migrations", "demo/static")
+DATA_DIRS = ("distributions/templates", "distributions/static", "distributions/migrations", "distributions/dashboard/templates",
+             "distributions/dashboard/static", "demo/static")
 _NOT_SOURCES = {".venv", "var", ".git", "__pycache__", ".pytest_cache", ".mypy_cache", "build", "staticfiles"}
 
 

@@ -27,7 +27,8 @@ from rest_framework.settings import api_settings
 from cdncontract.names import EDGE_NAME
 from controlplane import login
 
-from .. import crypto, history, selectors, services
+from .. import selectors, services
+from . import actions
 from ..models import CachePolicy, ConfigVersion, Distribution, EdgeNode, KeyGroup, OriginRequestPolicy, PublicKey
 from .errors import PreconditionFailed, PreconditionRequired
 from .schema import ConflictSerializer, ErrorSerializer
@@ -128,38 +129,6 @@ DIFF_PARAMETERS = [
 ]
 
 
-def _version_or_400(name: str, number: int) -> ConfigVersion:
-    version = selectors.config_version_get(number)
-    if version is None:
-        raise serializers.ValidationError({name: [f"there is no config version {number}"]})
-    return version
-
-
-def _opened(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """One distribution's snapshot with its secrets in clear (only its own are decrypted)."""
-    return crypto.open_document({"distributions": [snapshot]})["distributions"][0]
-
-
-def _flatten(errors: Any, data: Any, path: str = "") -> list[str]:
-    """DRF's nested errors as `cache_behaviors[/api/*].cache_policy: message` lines."""
-    if isinstance(errors, dict) and isinstance(data, list):  # a list's errors, by index
-        errors = [errors.get(i, errors.get(str(i), {})) for i in range(len(data))]
-    if isinstance(errors, dict):
-        return [line for key, value in errors.items()
-                for line in _flatten(value, data.get(key) if isinstance(data, dict) else None,
-                                     f"{path}.{key}" if path else str(key))]
-    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
-        return [f"{path}: {message}" for message in errors]
-    if isinstance(errors, list):
-        lines = []
-        for i, value in enumerate(errors):
-            item = data[i] if isinstance(data, list) and i < len(data) else None
-            name = next((item[k] for k in ("path_pattern", "origin_id", "group_id") if isinstance(item, dict) and k in item), i)
-            lines.extend(_flatten(value, item, f"{path}[{name}]"))
-        return lines
-    return [f"{path}: {errors}"]
-
-
 @extend_schema_view(
     update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
     partial_update=extend_schema(parameters=[IF_MATCH], responses={200: DistributionSerializer, **ETAG_ERRORS}),
@@ -233,28 +202,8 @@ class DistributionViewSet(viewsets.ModelViewSet):
         query = DiffQuerySerializer(data={name: request.query_params[name] for name in ("from", "to")
                                           if request.query_params.get(name)})
         query.is_valid(raise_exception=True)
-        newest = selectors.distribution_history(distribution.pk).values_list("version", flat=True).first()
-        to = query.validated_data.get("to") or newest or selectors.latest_version_number() or None
-        start = query.validated_data.get("from")
-        if start is None and to is not None:
-            start = selectors.distribution_history_before(distribution.pk, to) or to
-        answer: dict[str, Any] = {"distribution_id": distribution.pk, "from": start, "to": to,
-                                  "from_served": False, "to_served": False, "changes": []}
-        if start is None or to is None:  # no version published yet
-            return Response(answer)
-        old_version = _version_or_400("from", start)
-        new_version = _version_or_400("to", to)
-        old = history.distribution_snapshot(old_version.document, distribution.pk)
-        new = history.distribution_snapshot(new_version.document, distribution.pk)
-        clear = None
-        if old is not None and new is not None:
-            try:
-                clear = (_opened(old), _opened(new))
-            except crypto.SecretsUnavailable:
-                pass  # secrets sealed under a key that is gone: only whether each is set is compared
-        answer.update(from_served=old is not None, to_served=new is not None,
-                      changes=history.snapshot_diff(old or {}, new or {}, clear))
-        return Response(answer)
+        return Response(actions.distribution_diff(distribution, query.validated_data.get("from"),
+                                                  query.validated_data.get("to")))
 
     @extend_schema(request=RollbackSerializer, parameters=[IF_MATCH], responses={
         200: DistributionSerializer, **ETAG_ERRORS,
@@ -272,28 +221,9 @@ class DistributionViewSet(viewsets.ModelViewSet):
         check_if_match(request, distribution)
         body = RollbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        number = body.validated_data["version"]
-        sealed = history.distribution_snapshot(_version_or_400("version", number).document, distribution.pk)
-        if sealed is None:
-            raise serializers.ValidationError({"version": [
-                f"config version {number} does not hold distribution {distribution.pk}: it was not created yet, "
-                "or was disabled then"]})
-        try:
-            snapshot = _opened(sealed)
-        except crypto.SecretsUnavailable as exc:
-            raise services.Conflict(f"the secrets of config version {number} cannot be decrypted with any key "
-                                    "of CDN_SECRET_KEYS, so it cannot be restored", version=number) from exc
-        payload = history.rollback_payload(snapshot, distribution.origins.all())
-        serializer = self.get_serializer(distribution, data=payload, partial=True)
-        if not serializer.is_valid():
-            problems = "; ".join(_flatten(serializer.errors, payload))
-            raise services.Conflict(f"the settings of config version {number} for this distribution are no longer "
-                                    f"valid: {problems}", version=number, errors=serializer.errors)
-        with transaction.atomic():
-            locked = Distribution.objects.select_for_update().get(pk=distribution.pk)
-            check_if_match(request, locked)
-            services.distribution_rollback(distribution=locked, user=request.user, data=serializer.validated_data,
-                                           version=number)
+        actions.distribution_rollback(distribution, user=request.user, number=body.validated_data["version"],
+                                      serializer_context=self.get_serializer_context(),
+                                      check_current=lambda locked: check_if_match(request, locked))
         return self._answer(distribution)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

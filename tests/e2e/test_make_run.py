@@ -46,7 +46,8 @@ def test_make_run_serves_through_three_edges_and_stops_cleanly(tmp_path: Path, r
         text = run.wait_ready()
         credentials = json.loads((tmp_path / "var" / "credentials.json").read_text())
         token = credentials["token"]
-        assert re.search(r"Dashboard: +http://127\.0\.0\.1:\d+/admin/ +user: admin\n", text)
+        assert re.search(r"Dashboard: +http://127\.0\.0\.1:\d+/dashboard/ +user: admin\n", text)
+        assert re.search(r"Admin: +http://127\.0\.0\.1:\d+/admin/ ", text)
         assert token not in text and credentials["password"] not in text  # the output is a log: no secrets
         curls = [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
         cache_curls = [c for c in curls if "x-cache" in c]
